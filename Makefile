@@ -1,0 +1,51 @@
+# goship.deploy — see README.md. Every target runs from a fresh checkout; `make setup` first.
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+export GOTOOLCHAIN := local
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup lab-up lab-down lab-status test test-unit test-go test-integration test-molecule \
+        lint build clean
+
+## setup: create .venv with the pinned toolchain and link this checkout as goship.deploy
+setup: $(VENV)/.installed .collections/ansible_collections/goship/deploy
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+.collections/ansible_collections/goship/deploy:
+	@mkdir -p $(@D)
+	@ln -sfn ../../.. $@
+
+lab-up: setup
+	bash lab/up.sh
+lab-down:
+	bash lab/down.sh
+lab-status:
+	bash lab/status.sh
+
+## test: everything — unit, Go, the lab (started and stopped here), integration, molecule
+test: setup
+	bash tests/run.sh
+
+test-unit: setup
+	$(PY) -m pytest tests/unit
+test-go: setup
+	cd examples/hello-svc && go vet ./... && go test -count=1 ./...
+test-integration: setup
+	$(PY) -m pytest tests/integration
+test-molecule: setup
+	$(BIN)/molecule test --all
+lint: setup
+	$(BIN)/ansible-lint
+
+build: setup
+	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+clean:
+	rm -rf build tests/output .pytest_cache

@@ -1,0 +1,60 @@
+"""Shared fixtures: the repository root and the running lab's state (lab/.state/env)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+LAB_ENV = REPO / "lab" / ".state" / "env"
+
+
+def read_lab_env():
+    env = {}
+    for line in LAB_ENV.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            env[key] = value
+    return env
+
+
+@pytest.fixture(scope="session")
+def repo():
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The lab's endpoints and credentials. Integration tests need the lab: fail, don't skip."""
+    if not LAB_ENV.exists():
+        pytest.fail(f"{LAB_ENV} missing: the lab is down (run `make lab-up`)")
+    return read_lab_env()
+
+
+@pytest.fixture(scope="session")
+def ansible_env():
+    """Environment for ansible-* commands run from the repository root."""
+    env = dict(os.environ)
+    env["ANSIBLE_CONFIG"] = str(REPO / "ansible.cfg")
+    env["ANSIBLE_DEPRECATION_WARNINGS"] = "false"
+    env["ANSIBLE_NOCOLOR"] = "1"
+    env["PATH"] = f"{REPO / '.venv' / 'bin'}:{env['PATH']}"
+    return env
+
+
+@pytest.fixture(scope="session")
+def run(ansible_env):
+    """Run a command from the repository root; returns CompletedProcess (text)."""
+
+    def _run(*cmd, check=True, timeout=300, **kw):
+        proc = subprocess.run(
+            cmd, cwd=REPO, env=ansible_env, capture_output=True, text=True, timeout=timeout, **kw
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            )
+        return proc
+
+    return _run
