@@ -8,7 +8,7 @@ export GOTOOLCHAIN := local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
 .PHONY: setup lab-up lab-down lab-status test test-unit test-go test-integration test-molecule \
-        lint build clean
+        lint sanity build clean
 
 ## setup: create .venv with the pinned toolchain and link this checkout as goship.deploy
 setup: $(VENV)/.installed .collections/ansible_collections/goship/deploy
@@ -43,6 +43,10 @@ test-molecule: setup
 	$(BIN)/molecule test --all
 lint: setup
 	$(BIN)/ansible-lint
+
+## sanity: ansible-test sanity (validate-modules, pylint, pep8, yamllint, imports, ...)
+sanity: setup
+	bash tests/sanity/run.sh
 
 build: setup
 	$(BIN)/ansible-galaxy collection build --force --output-path build/

@@ -18,7 +18,11 @@ if running postgres; then
 fi
 for name in haproxy consul moto seaweedfs postgres; do stop_pid "$name" 30; done
 # dockerd only if the lab started it; containers of other users of a reused engine are not ours.
-stop_pid dockerd 60
+if running dockerd; then
+  stop_pid dockerd 60
+  # The default bridge that dockerd made goes with it.
+  ! ip link show docker0 >/dev/null 2>&1 || ip link delete docker0
+fi
 
 # Everything else under .state goes too (keys, data, the env file); logs are kept for a post-mortem.
 find "$LAB_STATE" -mindepth 1 -maxdepth 1 ! -name logs -exec rm -rf {} +

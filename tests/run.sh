@@ -20,6 +20,7 @@ trap 'bash lab/down.sh' EXIT
 
 suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
 suite unit python -m pytest tests/unit
+suite lint ansible-lint --nocolor -q
 lab_start=$SECONDS
 if bash lab/up.sh; then
   echo "=== lab up in $((SECONDS - lab_start))s"

@@ -953,7 +953,8 @@ def ar_archive(members: List[Tuple[str, bytes]], mtime: int) -> bytes:
     for name, data in members:
         header = '%-16s%-12d%-6d%-6d%-8s%-10d`\n' % (name, mtime, 0, 0, '100644', len(data))
         encoded = header.encode('ascii')
-        assert len(encoded) == 60
+        if len(encoded) != 60:  # a member name or size too long for the fixed-width header
+            raise ValueError('ar header for %r is %d bytes, not 60' % (name, len(encoded)))
         out.append(encoded)
         out.append(data)
         if len(data) % 2:

@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: deb_build
 short_description: Build a Debian package (.deb) in pure Python
 version_added: "0.1.0"
-author: goship.deploy maintainers
+author: goship.deploy maintainers (@goship)
 description:
   - Builds a Debian binary package from files on the host running the module
     (usually the controller, using C(delegate_to=localhost)) without C(dpkg-deb).
@@ -387,7 +387,7 @@ EXAMPLES = r"""
   delegate_to: localhost
   run_once: true
 
-- name: Complete script with its own shebang; snippets go at the #DEBHELPER# token
+- name: "Complete script with its own shebang; snippets go at the #DEBHELPER# token"
   goship.deploy.deb_build:
     dest: /tmp/demo_1.0_all.deb
     name: demo

@@ -123,7 +123,7 @@ def test_hosts_reach_s3_postgres_and_consul(lab, run):
 def test_postgres_rejects_a_wrong_password(lab):
     proc = subprocess.run(
         ["psql", "-h", "127.0.0.1", "-p", lab["PG_PORT"], "-U", lab["PG_USER"], "-d", lab["PG_DATABASE"], "-c", "select 1"],
-        env={"PGPASSWORD": "wrong", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30,
+        env={"PGPASSWORD": "wrong", "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=30, check=False,
     )
     assert proc.returncode != 0 and "password authentication failed" in proc.stderr
 

@@ -8,7 +8,7 @@ import tarfile
 def test_collection_builds_and_installs(repo, ansible_env, tmp_path):
     build = subprocess.run(
         ["ansible-galaxy", "collection", "build", "--output-path", str(tmp_path)],
-        cwd=repo, env=ansible_env, capture_output=True, text=True, timeout=120,
+        cwd=repo, env=ansible_env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     (tarball,) = tmp_path.glob("goship-deploy-*.tar.gz")
@@ -27,7 +27,7 @@ def test_collection_builds_and_installs(repo, ansible_env, tmp_path):
     dest = tmp_path / "installed"
     install = subprocess.run(
         ["ansible-galaxy", "collection", "install", "--offline", "--no-deps", "--force", "-p", str(dest), str(tarball)],
-        cwd=tmp_path, env=ansible_env, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=ansible_env, capture_output=True, text=True, timeout=120, check=False,
     )
     assert install.returncode == 0, install.stdout + install.stderr
     installed = dest / "ansible_collections" / "goship" / "deploy"

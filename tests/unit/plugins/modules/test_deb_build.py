@@ -149,7 +149,7 @@ def run_tasks(work, tasks, check=False, diff=False):
         'ANSIBLE_RETRY_FILES_ENABLED': '0',
         'ANSIBLE_STDOUT_CALLBACK': 'default',
     })
-    proc = subprocess.run(cmd, cwd=str(work), env=environ, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, cwd=str(work), env=environ, capture_output=True, text=True, timeout=120, check=False)
     output = proc.stdout + proc.stderr
     assert results_file.exists(), output
     results = json.loads(results_file.read_text())
@@ -295,7 +295,7 @@ def systemd_analyze_verify_works(tmp_path):
     unit = tmp_path / 'probe.service'
     unit.write_text('[Unit]\nDescription=probe\n[Service]\nType=oneshot\nExecStart=/bin/sh -c true\n')
     try:
-        return subprocess.run([tool, 'verify', '--man=no', str(unit)], capture_output=True,
+        return subprocess.run([tool, 'verify', '--man=no', str(unit)], capture_output=True, check=False,
                               timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
