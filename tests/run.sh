@@ -18,6 +18,9 @@ suite() {
 
 trap 'bash lab/down.sh' EXIT
 
+# System packages the suites use (Docker, PostgreSQL, HAProxy, lintian, ...), before any suite.
+bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }
+
 suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
 suite unit python -m pytest tests/unit
 suite lint ansible-lint --nocolor -q
