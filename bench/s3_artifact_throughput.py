@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Throughput of goship.deploy's s3_artifact transfers against plain boto3, in the same run.
 
     .venv/bin/python bench/s3_artifact_throughput.py [--size-mb 200] [--rounds 3]
@@ -75,7 +74,7 @@ def check_endpoint(url, env):
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--env", default=str(LAB_ENV), help="lab state file (default: lab/.state/env)")
     parser.add_argument("--size-mb", type=int, default=200, help="object size in MiB (default 200)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
@@ -190,8 +189,8 @@ def main(argv=None):
         print("%-5d %-4s %14.1f %18.1f %7.2f" % (number, op, args.size_mb / plain, args.size_mb / ours, plain / ours))
     print()
     for op in ("put", "get"):
-        plain = statistics.median(args.size_mb / p for n, o, p, _ in rows if o == op)
-        ours = statistics.median(args.size_mb / s for n, o, _, s in rows if o == op)
+        plain = statistics.median(args.size_mb / p for _n, o, p, _s in rows if o == op)
+        ours = statistics.median(args.size_mb / s for _n, o, _p, s in rows if o == op)
         ratio = ours / plain
         print("median %s: boto3 %.1f MiB/s, s3_artifact %.1f MiB/s, ratio %.2f (goal >= 0.8: %s)"
               % (op, plain, ours, ratio, "met" if ratio >= 0.8 else "NOT met"))

@@ -60,16 +60,27 @@ import difflib
 import posixpath
 import re
 import stat
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-import yaml
+# PyYAML ships with ansible-core, so it is always there on the controller, where the
+# modules using this file run.  The guard keeps this file importable without it (as
+# ansible-test's import sanity test requires); parsing YAML text then raises
+# ImportError (see _require_yaml).
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR: Optional[str] = None
+except ImportError:
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
 
 __all__ = [
     'HOOKABLE_EVENTS', 'RESERVED_EVENTS', 'PREVIOUS_REVISION_EVENTS', 'TOP_LEVEL_KEYS',
     'FILE_EXISTS_BEHAVIORS', 'OS_VALUES', 'MAX_TIMEOUT', 'DEFAULT_TIMEOUT', 'EVENT_TIME_LIMIT',
     'HOOK_KEYS', 'FILE_KEYS', 'PERMISSION_KEYS', 'USER_NAME_RE',
-    'Problem', 'Result', 'load', 'validate', 'is_valid_user_name',
+    'Problem', 'Result', 'load', 'validate', 'is_valid_user_name', 'HAS_YAML', 'YAML_IMPORT_ERROR',
 ]
 
 # --------------------------------------------------------------------------
@@ -179,26 +190,36 @@ class _OctalInt(int):
     source = ''
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader whose composer turns aliases into marker nodes instead of sharing nodes.
+def _require_yaml(what: str) -> None:
+    """Raise ImportError saying that ``what`` needs PyYAML, when it could not be imported."""
+    if not HAS_YAML:
+        reason = (YAML_IMPORT_ERROR or '').strip().splitlines()
+        raise ImportError('%s needs the Python library PyYAML (a dependency of ansible-core), which '
+                          'could not be imported%s' % (what, ': ' + reason[-1] if reason else ''),
+                          name='yaml')
 
-    The CodeDeploy agent's Ruby 3 loader rejects aliases; marking them lets the
-    walker report each one at its path (and makes recursive documents harmless).
-    """
 
-    def __init__(self, stream):
-        super().__init__(stream)
-        self.anchored: Dict[int, str] = {}   # id(node) -> anchor name
+if HAS_YAML:
+    class _Loader(yaml.SafeLoader):
+        """SafeLoader whose composer turns aliases into marker nodes instead of sharing nodes.
 
-    def compose_node(self, parent, index):  # noqa: D401 - PyYAML API
-        if self.check_event(yaml.AliasEvent):
-            event = self.get_event()
-            return yaml.ScalarNode(_ALIAS_TAG, event.anchor, event.start_mark, event.end_mark)
-        anchor = getattr(self.peek_event(), 'anchor', None)
-        node = super().compose_node(parent, index)
-        if anchor is not None:
-            self.anchored[id(node)] = anchor
-        return node
+        The CodeDeploy agent's Ruby 3 loader rejects aliases; marking them lets the
+        walker report each one at its path (and makes recursive documents harmless).
+        """
+
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.anchored: Dict[int, str] = {}   # id(node) -> anchor name
+
+        def compose_node(self, parent, index):  # noqa: D401 - PyYAML API
+            if self.check_event(yaml.AliasEvent):
+                event = self.get_event()
+                return yaml.ScalarNode(_ALIAS_TAG, event.anchor, event.start_mark, event.end_mark)
+            anchor = getattr(self.peek_event(), 'anchor', None)
+            node = super().compose_node(parent, index)
+            if anchor is not None:
+                self.anchored[id(node)] = anchor
+            return node
 
 
 def _short_tag(tag: str) -> str:
@@ -303,9 +324,10 @@ def load(text: Union[str, bytes]) -> Tuple[Any, List[Problem], Dict[str, int]]:
     """Parse AppSpec YAML text: returns ``(value, problems, lines)``.
 
     ``value`` is ``None`` when the text is empty or does not parse; ``lines``
-    maps paths to 1-based line numbers.  Never raises on bad input.
+    maps paths to 1-based line numbers.  Never raises on bad input (only
+    ImportError when PyYAML cannot be imported, see ``HAS_YAML``).
     """
-    value, problems, lines, _, _ = _load(text)
+    value, problems, lines = _load(text)[:3]
     return value, problems, lines
 
 
@@ -317,6 +339,7 @@ def _load(text: Union[str, bytes]) -> Tuple[Any, List[Problem], Dict[str, int], 
             return None, [Problem('', 'the appspec is not UTF-8 text (%s)' % exc)], {}, [], []
     if not isinstance(text, str):
         return None, [Problem('', 'expected appspec text, got %s' % type(text).__name__)], {}, [], []
+    _require_yaml('parsing appspec YAML text')
     loader = _Loader(text)
     try:
         try:
@@ -798,7 +821,7 @@ class _Validator:
             if timeout is not None:
                 budget.append(timeout)
         if len(scripts) > 1 and len(budget) == len(scripts):
-            total = sum(t for _, t, _ in budget)
+            total = sum(seconds for _loc, seconds, _dflt in budget)
             if total > EVENT_TIME_LIMIT:
                 parts = ', '.join('%s %d s%s' % (loc, t, ' (default)' if dflt else '')
                                   for loc, t, dflt in budget)
@@ -974,7 +997,8 @@ def validate(text_or_mapping: Union[str, bytes, Mapping[str, Any]],
     :param text_or_mapping: the appspec.yml text (str or bytes), or an already
         parsed mapping (then the YAML-level checks — aliases, dates,
         duplicate keys, quoting of ``version`` — cannot apply, except that a
-        str ``version`` is still reported).
+        str ``version`` is still reported).  Text needs PyYAML: without it
+        (``HAS_YAML`` false) this raises ImportError; a mapping does not.
     :param bundle_files: the bundle's files, see the module docstring; when
         given, every ``files`` source and every hook ``location`` must exist
         in it, and hook scripts are checked (executable, shebang, CRLF).

@@ -79,11 +79,22 @@ import stat
 import string
 import tarfile
 import time
+import traceback
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-import yaml
+# PyYAML ships with ansible-core, so it is always there on the controller, where the
+# modules using this file run.  The guard keeps this file importable without it (as
+# ansible-test's import sanity test requires); appspec_from_structure and everything
+# that validates appspec text then raise ImportError.
+try:
+    import yaml
+    HAS_YAML = True
+    YAML_IMPORT_ERROR: Optional[str] = None
+except ImportError:
+    HAS_YAML = False
+    YAML_IMPORT_ERROR = traceback.format_exc()
 
 from ansible_collections.goship.deploy.plugins.module_utils.appspec import (
     HOOKABLE_EVENTS,
@@ -98,6 +109,7 @@ __all__ = [
     'BundleContents', 'build_bundle', 'bundle_entries', 'appspec_from_structure',
     'render_hook_script', 'go_service_layout', 'go_service_bundle', 'read_bundle',
     'validate_bundle', 'effective_mtime', 'DEFAULT_GO_TIMEOUTS',
+    'HAS_YAML', 'YAML_IMPORT_ERROR',
 ]
 
 FORMATS = ('zip', 'tgz', 'tar')
@@ -496,8 +508,14 @@ def appspec_from_structure(files: Optional[Sequence[Mapping[str, Any]]] = None,
     options).  Events come out in lifecycle order (unknown ones after, sorted),
     each entry's keys in a fixed order, so equal structures give equal text.
     ``version: 0.0`` is written as the YAML number the agent requires.  Nothing
-    is validated here: run :func:`appspec.validate` on the result.
+    is validated here: run :func:`appspec.validate` on the result.  Raises
+    ImportError when PyYAML cannot be imported (see ``HAS_YAML``).
     """
+    if not HAS_YAML:
+        reason = (YAML_IMPORT_ERROR or '').strip().splitlines()
+        raise ImportError('rendering appspec.yml needs the Python library PyYAML (a dependency of '
+                          'ansible-core), which could not be imported%s'
+                          % (': ' + reason[-1] if reason else ''), name='yaml')
     lines = ['version: 0.0', 'os: %s' % _scalar(os_name)]
     if files:
         lines.append('files:')
@@ -1026,5 +1044,5 @@ def go_service_bundle(service: str, version: str, artifact: Union[str, 'os.PathL
     result = validate_bundle(data, fmt=fmt, os_family='linux')
     if result.problems:
         raise BundleError(result.problems)
-    entries = [path for path, _, _ in bundle_entries(appspec_text, files)]
+    entries = [entry[0] for entry in bundle_entries(appspec_text, files)]
     return BuiltBundle(data=data, fmt=fmt, appspec=appspec_text, entries=entries, warnings=result.warnings)

@@ -785,7 +785,7 @@ def promote(src_client, dst_client, source, bucket, key, expected_sha256=None, m
                              what='read source %s' % _uri(src_bucket, src_key, src_version))
     src_version = src_version or _version(src_head)
     expected, sha_source = resolve_expected_sha256(src_client, src_head, caller, src_bucket, src_key, src_version,
-                                           side='source')
+                                                   side='source')
     size = src_head.get('ContentLength')
     current = head(dst_client, bucket, key)
     result = dict(bucket=bucket, key=key, sha256=expected, sha256_source=sha_source, size=size,

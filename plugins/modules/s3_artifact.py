@@ -10,7 +10,7 @@ DOCUMENTATION = r"""
 module: s3_artifact
 short_description: Keep deploy artifacts in S3 with a verified SHA-256 and their version ids
 version_added: "0.1.0"
-author: goship.deploy maintainers
+author: goship.deploy maintainers (@goship)
 description:
   - Uploads, downloads, promotes, lists and deletes build artifacts (for example C(.deb)
     packages) in S3 or an S3-compatible server, so that the bytes that were built are
@@ -230,9 +230,15 @@ attributes:
   platform:
     support: full
     platforms: posix
+    description:
+      - Runs on the host the task targets (on the controller when the task is delegated to
+        C(localhost)), which needs boto3 and botocore. O(src) and O(dest) are paths on that host.
   action_group:
     support: full
     membership: [goship.deploy.aws]
+    description:
+      - Use C(group/goship.deploy.aws) in C(module_defaults) to set the connection options
+        (O(region), O(endpoint_url), credentials) of all goship.deploy AWS modules at once.
 notes:
   - Only the bytes are compared for idempotence (C(sha256) metadata and size). Tags,
     metadata and encryption of an object that already holds the same bytes are not changed.

@@ -165,7 +165,7 @@ def test_put_is_idempotent_new_content_is_a_new_version_and_old_versions_can_be_
     out = tmp_path / "out"
     out.mkdir()
     common = dict(bucket=bucket, key=key, encryption=sse)
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put a", dict(common, src=str(tmp_path / "a.deb"),
                        metadata={"version": "1.0", "commit": "abc123", "build-date": "2025-05-04"},
                        tags={"app": "hello-svc"}), {}),
@@ -233,7 +233,7 @@ def test_bytes_replaced_behind_our_back_fail_verification_and_leave_dest(run, la
     out = tmp_path / "out"
     out.mkdir()
     dest = out / "app.deb"
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put good", dict(bucket=bucket, key=key, src=str(tmp_path / "good.deb"), encryption=sse), {}),
         ("fetch good", dict(bucket=bucket, key=key, state="fetched", dest=str(dest), mode="0644"), {}),
     ])
@@ -246,7 +246,7 @@ def test_bytes_replaced_behind_our_back_fail_verification_and_leave_dest(run, la
     # 2. Then someone puts other bytes and copies our metadata (so the hash is what gives it away).
     evil_version = s3.put_object(Bucket=bucket, Key=key, Body=evil, Metadata={"sha256": sha(good)})["VersionId"]
 
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         # dest already holds the bytes the metadata names: nothing to download, nothing at risk.
         ("fetch evil latest onto good dest", dict(bucket=bucket, key=key, state="fetched", dest=str(dest)), {}),
         ("fetch evil latest", dict(bucket=bucket, key=key, state="fetched", dest=str(out / "evil.deb")), {}),
@@ -294,7 +294,7 @@ def test_promote_between_buckets_verifies_and_is_idempotent(run, lab, s3, bucket
     (tmp_path / "one.deb").write_bytes(one)
     (tmp_path / "two.deb").write_bytes(two)
     source = {"bucket": bucket, "key": key}
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put one", dict(bucket=bucket, key=key, src=str(tmp_path / "one.deb"), encryption=sse,
                          metadata={"version": "3.0"}), {}),
         ("preview promote", dict(state="promoted", bucket=second_bucket, key=key, source=source, encryption=sse),
@@ -348,13 +348,13 @@ def test_200_mb_multipart_round_trip_is_verified(run, lab, s3, bucket, prefix, s
     src = tmp_path / "big.deb"
     digest = hashlib.sha256()
     with open(str(src), "wb") as handle:
-        for _ in range(200 // 8):
+        for _part in range(200 // 8):
             chunk = os.urandom(8 * MiB)
             digest.update(chunk)
             handle.write(chunk)
     expected = digest.hexdigest()
     dest = tmp_path / "big-downloaded.deb"
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put big", dict(bucket=bucket, key=key, src=str(src), encryption=sse), {}),
         ("put big again", dict(bucket=bucket, key=key, src=str(src), encryption=sse), {}),
         ("fetch big", dict(bucket=bucket, key=key, state="fetched", dest=str(dest)), {}),
@@ -378,7 +378,7 @@ def test_absent_deletes_the_key_or_one_version(run, lab, s3, bucket, prefix, sse
     key = prefix + "app_4.0_amd64.deb"
     (tmp_path / "a.deb").write_bytes(b"version a")
     (tmp_path / "b.deb").write_bytes(b"version b")
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put a", dict(bucket=bucket, key=key, src=str(tmp_path / "a.deb"), encryption=sse), {}),
         ("put b", dict(bucket=bucket, key=key, src=str(tmp_path / "b.deb"), encryption=sse), {}),
         ("preview delete", dict(bucket=bucket, key=key, state="absent"), {"check_mode": True, "diff": True}),
@@ -410,7 +410,7 @@ def test_absent_deletes_the_key_or_one_version(run, lab, s3, bucket, prefix, sse
 
 def test_default_server_side_encryption_works_or_says_how_to_turn_it_off(run, lab, bucket, prefix, sse, tmp_path):
     (tmp_path / "a.deb").write_bytes(b"encrypted?")
-    results, _ = play(run, lab, tmp_path, [
+    results, _output = play(run, lab, tmp_path, [
         ("put with default encryption", dict(bucket=bucket, key=prefix + "sse.deb", src=str(tmp_path / "a.deb")), {}),
     ])
     result = results["put with default encryption"]
@@ -455,7 +455,7 @@ def test_errors_are_one_clear_line_without_traceback(run, lab, bucket, prefix, t
 
     (tmp_path / "b.deb").write_bytes(b"y")
     # A version id that does not exist, of a key that does.
-    results2, _ = play(run, lab, tmp_path, [
+    results2, _output = play(run, lab, tmp_path, [
         ("put", dict(bucket=bucket, key=key, src=str(tmp_path / "b.deb"), encryption="none"), {}),
         ("missing version", dict(bucket=bucket, key=key, state="fetched", dest=dest,
                                  version_id="no-such-version-id"), {}),

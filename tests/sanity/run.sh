@@ -21,4 +21,6 @@ PY
 )
 cp tests/sanity/get_pip_offline.py "$cache/get_pip_${pip_version//./_}.py"
 cd "$root"
+# ansible-test finds the files to check through git.
+git init -q && git add -A
 ansible-test sanity --python "$(python -c 'import sys; print("%d.%d" % sys.version_info[:2])')" "$@"

@@ -107,6 +107,17 @@ def test_yaml_syntax_error_is_reported_with_its_line():
     assert '(line 6, column 6)' in result.problems[0].message and result.problems[0].line == 6
 
 
+def test_more_than_one_yaml_document_is_rejected():
+    # One YAML document only: the agent reads a single one.  (Kept out of the corpus:
+    # yamllint, which ansible-test sanity runs on every YAML file, rejects such files.)
+    result = validate(b'version: 0.0\nos: linux\n---\nversion: 0.0\nos: linux\n')
+    assert isinstance(result, Result) and not result.ok and result.spec is None
+    assert [p.path for p in result.problems] == ['']
+    assert isinstance(result.problems[0], Problem)
+    assert 'more than one YAML document' in result.problems[0].message
+    assert result.problems[0].line == 3
+
+
 def test_yaml_language_specific_tags_are_rejected():
     result = validate('version: 0.0\nos: !!python/name:os.system linux\n')
     assert [p.path for p in result.problems] == ['os']

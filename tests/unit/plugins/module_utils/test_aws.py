@@ -305,8 +305,8 @@ def test_messages_without_connection_context_still_read_well():
 
 
 @pytest.mark.parametrize('exc, fragments', [
-    (EndpointConnectionError(endpoint_url='http://127.0.0.1:9/b/k'), ['cannot connect to http://127.0.0.1:9 ',
-                                                                     'check endpoint_url (AWS_URL)']),
+    (EndpointConnectionError(endpoint_url='http://127.0.0.1:9/b/k'),
+     ['cannot connect to http://127.0.0.1:9 ', 'check endpoint_url (AWS_URL)']),
     (ConnectTimeoutError(endpoint_url='http://10.0.0.1:8333/b'), ['cannot connect to http://10.0.0.1:8333 ']),
     (NoCredentialsError(), ['no AWS credentials found', 'AWS_ACCESS_KEY_ID', 'instance role']),
     (PartialCredentialsError(provider='env', cred_var='AWS_SECRET_ACCESS_KEY'), ['incomplete AWS credentials']),
