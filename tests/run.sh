@@ -24,6 +24,7 @@ bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }
 suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
 suite unit python -m pytest tests/unit
 suite lint ansible-lint --nocolor -q
+suite sanity bash tests/sanity/run.sh
 lab_start=$SECONDS
 if bash lab/up.sh; then
   echo "=== lab up in $((SECONDS - lab_start))s"
