@@ -4,7 +4,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import boto3
 import pytest
+from botocore.config import Config
 
 REPO = Path(__file__).resolve().parent.parent
 LAB_ENV = REPO / "lab" / ".state" / "env"
@@ -30,6 +32,34 @@ def lab():
     if not LAB_ENV.exists():
         pytest.fail(f"{LAB_ENV} missing: the lab is down (run `make lab-up`)")
     return read_lab_env()
+
+
+@pytest.fixture(scope="session")
+def s3(lab):
+    """A boto3 S3 client for the lab's S3 server (SeaweedFS)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=lab["S3_URL"],
+        region_name=lab["AWS_REGION"],
+        aws_access_key_id=lab["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
+    )
+
+
+@pytest.fixture(scope="session")
+def purge_s3(s3):
+    """purge_s3(bucket, prefix): delete every version and delete marker under prefix (at most 100 pages)."""
+
+    def _purge(bucket, prefix):
+        paginator = s3.get_paginator("list_object_versions")
+        for page_number, page in enumerate(paginator.paginate(Bucket=bucket, Prefix=prefix)):
+            if page_number >= 100:
+                break
+            for entry in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
+                s3.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
+
+    return _purge
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,12 @@ suite() {
   fi
 }
 
-trap 'bash lab/down.sh' EXIT
+# molecule (through ansible-compat) installs this collection into ~/.ansible/collections, where
+# it shadows the checkout for ansible-lint and ansible-playbook in later runs: drop that copy
+# before and after, so every suite sees the working tree.
+stale_copy=${HOME:-/root}/.ansible/collections/ansible_collections/goship/deploy
+rm -rf "$stale_copy"
+trap 'rm -rf "$stale_copy"; bash lab/down.sh' EXIT
 
 # System packages the suites use (Docker, PostgreSQL, HAProxy, lintian, ...), before any suite.
 bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }

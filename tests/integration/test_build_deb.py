@@ -127,11 +127,7 @@ def test_install_upgrade_remove_purge_on_a_lab_host(lab, repo, run, deb_1214):
     assert "etc-left" not in purged and "bin-left" not in purged, purged
 
 
-def test_upload_stores_the_same_bytes_with_sha256_once(lab, repo, run, deb_1214):
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=lab["S3_URL"], region_name=lab["AWS_REGION"],
-                      aws_access_key_id=lab["AWS_ACCESS_KEY_ID"], aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"])
+def test_upload_stores_the_same_bytes_with_sha256_once(lab, s3, run, deb_1214):
     bucket, key = lab["S3_ARTIFACT_BUCKET"], f"{APP}/1.214/{deb_1214.name}"
 
     def versions():

@@ -1,11 +1,11 @@
 """The lab delivers what every other test relies on: real hosts found through the EC2 API,
 reachable by Ansible, and real S3, PostgreSQL, Consul and HAProxy reachable from them."""
 
+import base64
 import hashlib
 import json
 import subprocess
 
-import boto3
 import pytest
 
 pytestmark = pytest.mark.lab
@@ -65,22 +65,10 @@ def test_become_root_and_distinct_machine_ids(lab, run):
     assert whoami.stdout.count("(stdout) 0") == int(lab["LAB_HOSTS"]), whoami.stdout
 
 
-def s3(lab):
-    return boto3.client(
-        "s3",
-        endpoint_url=lab["S3_URL"],
-        region_name=lab["AWS_REGION"],
-        aws_access_key_id=lab["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
-def test_artifact_bucket_is_versioned_and_keeps_sha256_checksums(lab):
-    client = s3(lab)
+def test_artifact_bucket_is_versioned_and_keeps_sha256_checksums(lab, s3):
+    client = s3
     bucket = lab["S3_ARTIFACT_BUCKET"]
     assert client.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
-    import base64
-
     ids = []
     for body in (b"first build", b"second build"):
         digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
@@ -98,8 +86,8 @@ def test_artifact_bucket_is_versioned_and_keeps_sha256_checksums(lab):
         client.delete_object(Bucket=bucket, Key="tests/lab-probe", VersionId=vid)
 
 
-def test_vendor_packages_are_served_from_s3(lab):
-    keys = [o["Key"] for o in s3(lab).list_objects_v2(Bucket=lab["S3_ARTIFACT_BUCKET"], Prefix="vendor/")["Contents"]]
+def test_vendor_packages_are_served_from_s3(lab, s3):
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=lab["S3_ARTIFACT_BUCKET"], Prefix="vendor/")["Contents"]]
     assert any(k.startswith("vendor/consul_1.8.7") for k in keys), keys
     assert any(k.startswith("vendor/pipexec_") for k in keys), keys
 

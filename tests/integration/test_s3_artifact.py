@@ -17,9 +17,7 @@ import re
 import sys
 import uuid
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 pytestmark = pytest.mark.lab
@@ -41,41 +39,19 @@ def sha_file(path):
 
 
 @pytest.fixture(scope="module")
-def s3(lab):
-    return boto3.client(
-        "s3",
-        endpoint_url=lab["S3_URL"],
-        region_name=lab["AWS_REGION"],
-        aws_access_key_id=lab["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=lab["AWS_SECRET_ACCESS_KEY"],
-        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}),
-    )
-
-
-def purge(s3, bucket, prefix):
-    """Delete every version and delete marker under prefix (bounded: at most 100 pages)."""
-    paginator = s3.get_paginator("list_object_versions")
-    for page_number, page in enumerate(paginator.paginate(Bucket=bucket, Prefix=prefix)):
-        if page_number >= 100:
-            break
-        for entry in (page.get("Versions") or []) + (page.get("DeleteMarkers") or []):
-            s3.delete_object(Bucket=bucket, Key=entry["Key"], VersionId=entry["VersionId"])
-
-
-@pytest.fixture(scope="module")
-def bucket(lab, s3):
+def bucket(lab, purge_s3):
     name = lab["S3_ARTIFACT_BUCKET"]
     yield name
-    purge(s3, name, "tests/s3_artifact/%s/" % RUN_ID)
+    purge_s3(name, "tests/s3_artifact/%s/" % RUN_ID)
 
 
 @pytest.fixture(scope="module")
-def second_bucket(s3):
+def second_bucket(s3, purge_s3):
     name = "goship-promote-%s" % RUN_ID
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     yield name
-    purge(s3, name, "")
+    purge_s3(name, "")
     s3.delete_bucket(Bucket=name)
 
 
