@@ -264,14 +264,16 @@ def error_details(exc):
     return details
 
 
-def _where(params):
+def where(params):
+    """'region R at ENDPOINT' for messages."""
     params = params or {}
     region = params.get('region') or 'the default region'
     endpoint = params.get('endpoint_url') or 'the AWS endpoint'
     return 'region %s at %s' % (region, endpoint)
 
 
-def _who(params):
+def who(params):
+    """Which credentials were used, for messages (never the secret)."""
     params = params or {}
     if params.get('profile'):
         return 'profile %s' % params['profile']
@@ -318,15 +320,26 @@ _WRONG_REGION = {'PermanentRedirect', 'AuthorizationHeaderMalformed', 'IllegalLo
 _SSE_HINT_WORDS = ('encrypt', 'sse', 'kms')
 
 
-def describe_error(exc, what, bucket=None, key=None, version_id=None, params=None, sse=None):
+def details_suffix(exc):
+    """' (Code, HTTP status, request id X)' for a ClientError; '' when there is nothing to add."""
+    details = error_details(exc)
+    code, status, request_id = error_code(exc), details.get('http_status'), details.get('request_id')
+    if not code and not status:
+        return ''
+    return ' (%s%s%s)' % (code or status, ', HTTP %s' % status if status and str(status) != str(code) else '',
+                          ', request id %s' % request_id if request_id else '')
+
+
+def describe_error(exc, what, bucket=None, key=None, version_id=None, params=None, sse=None, service='S3'):
     """One actionable sentence for a botocore exception.
 
     ``what`` says what was being done ("upload build/x.deb to s3://b/k"); ``bucket``, ``key``
     and ``version_id`` name the object; ``params`` are the connection options (for region,
     endpoint and credential hints, never printing the secret); ``sse`` is the server-side
-    encryption that was requested, if any.  Works for any exception (falls back to str()).
+    encryption that was requested, if any; ``service`` names the AWS service in the hints.
+    Works for any exception (falls back to str()).
     """
-    where = _where(params)
+    location = where(params)
     endpoint = (params or {}).get('endpoint_url') or 'the AWS endpoint'
     retries = (params or {}).get('retries')
     retries = 5 if retries is None else retries
@@ -337,13 +350,11 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
         response = exc.response or {}
         message = response.get('Error', {}).get('Message') or ''
         status = response.get('ResponseMetadata', {}).get('HTTPStatusCode')
-        request_id = response.get('ResponseMetadata', {}).get('RequestId')
-        suffix = ' (%s%s%s)' % (code or status, ', HTTP %s' % status if status and str(status) != code else '',
-                                ', request id %s' % request_id if request_id else '')
+        suffix = details_suffix(exc)
 
         if code == 'NoSuchBucket':
             return ('%s failed: bucket %s does not exist in %s: create it or check the bucket name '
-                    '(goship_artifact_bucket)%s' % (what, bucket or '?', where, suffix))
+                    '(goship_artifact_bucket)%s' % (what, bucket or '?', location, suffix))
         if code in ('NoSuchVersion', 'InvalidVersionId') or (
                 version_id and (code in ('404', 'NotFound', 'NoSuchKey')
                                 or (code == 'InvalidArgument' and 'version' in message.lower()))):
@@ -351,20 +362,20 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
                     'state=listed%s' % (what, version_id, bucket, key, suffix))
         if code in ('NoSuchKey', '404', 'NotFound'):
             return ('%s failed: %s does not exist in %s: check the key (<app>/<version>/...) and that '
-                    'the artifact was uploaded%s' % (what, _s3_uri(bucket, key), where, suffix))
+                    'the artifact was uploaded%s' % (what, _s3_uri(bucket, key), location, suffix))
         if code in ('MethodNotAllowed', '405') and version_id:
             return ('%s failed: version %s of s3://%s/%s is a delete marker, not an object%s'
                     % (what, version_id, bucket, key, suffix))
         if code in _BAD_KEY:
             return ('%s failed: %s is not known to %s: check access_key (AWS_ACCESS_KEY_ID) and that '
-                    'endpoint_url points at the right S3 service%s' % (what, _who(params), endpoint, suffix))
+                    'endpoint_url points at the right %s service%s' % (what, who(params), endpoint, service, suffix))
         if code == 'SignatureDoesNotMatch':
             return ('%s failed: the request signature was rejected by %s: the secret key does not belong '
                     'to %s (check secret_key / AWS_SECRET_ACCESS_KEY), or the clock of the host running '
-                    'the module is off%s' % (what, endpoint, _who(params), suffix))
+                    'the module is off%s' % (what, endpoint, who(params), suffix))
         if code in _EXPIRED:
             return ('%s failed: the credentials of %s have expired: refresh the session token or the '
-                    'profile\'s login (aws sso login)%s' % (what, _who(params), suffix))
+                    'profile\'s login (aws sso login)%s' % (what, who(params), suffix))
         if code in _DIGEST:
             return ('%s failed: the server computed a different checksum than the client sent for %s: the '
                     'file changed while it was being uploaded or was corrupted in transit; run the task '
@@ -372,7 +383,7 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
         if code.startswith('KMS.') or code in ('KMSAccessDenied', 'KMSDisabled', 'KMSNotFound',
                                                'InvalidEncryptionAlgorithmError'):
             return ('%s failed: server-side encryption %s was refused: %s: check kms_key_id and that '
-                    '%s may use the key%s' % (what, sse or '', message or code, _who(params), suffix))
+                    '%s may use the key%s' % (what, sse or '', message or code, who(params), suffix))
         if sse and code in ('InvalidRequest', 'InvalidArgument', 'NotImplemented', '501') and (
                 code in ('NotImplemented', '501') or any(w in message.lower() for w in _SSE_HINT_WORDS)):
             return ('%s failed: the S3 server at %s does not accept server-side encryption %s (%s): set '
@@ -380,34 +391,34 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
         if code in _ACCESS_DENIED:
             return ('%s failed: access denied to %s for %s: check the IAM and bucket policy '
                     '(s3:GetObject, s3:PutObject, s3:ListBucketVersions, ... on this bucket)%s'
-                    % (what, uri, _who(params), suffix))
+                    % (what, uri, who(params), suffix))
         if code in _WRONG_REGION:
             region = response.get('Error', {}).get('Region') or \
                 response.get('ResponseMetadata', {}).get('HTTPHeaders', {}).get('x-amz-bucket-region')
             hint = 'set region to %s' % region if region else 'set region to the bucket\'s region'
-            return '%s failed: bucket %s is not in %s: %s%s' % (what, bucket or '?', where, hint, suffix)
+            return '%s failed: bucket %s is not in %s: %s%s' % (what, bucket or '?', location, hint, suffix)
         if code == 'InvalidBucketName':
             return '%s failed: %r is not a valid bucket name%s' % (what, bucket, suffix)
         if code in _THROTTLED:
             return ('%s failed: %s kept throttling the requests after %d retries: retry later or raise '
                     'retries%s' % (what, endpoint, retries, suffix))
         if (status and int(status) >= 500) or code in ('InternalError', '500', '502', '504'):
-            return ('%s failed: %s answered with a server error after %d retries: check the S3 service '
-                    'and retry%s' % (what, endpoint, retries, suffix))
+            return ('%s failed: %s answered with a server error after %d retries: check the %s service '
+                    'and retry%s' % (what, endpoint, retries, service, suffix))
         detail = ': %s' % message if message and message != code else ''
         return '%s failed for %s%s%s' % (what, uri, detail, suffix)
 
     if HAS_BOTO3 and isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return ('%s failed: cannot connect to %s (%d attempts, %d s connect timeout each): check '
-                'endpoint_url (AWS_URL) and that the S3 service is running and reachable from the host '
+                'endpoint_url (AWS_URL) and that the %s service is running and reachable from the host '
                 'running the module' % (what, (params or {}).get('endpoint_url') or _endpoint_of(exc),
-                                        CONNECT_ATTEMPTS, CONNECT_TIMEOUT))
+                                        CONNECT_ATTEMPTS, CONNECT_TIMEOUT, service))
     if HAS_BOTO3 and isinstance(exc, botocore.exceptions.SSLError):
         return ('%s failed: TLS error talking to %s: %s: set aws_ca_bundle to the CA that signed the '
                 'endpoint\'s certificate (or validate_certs=false for a lab)' % (what, endpoint, exc))
     if HAS_BOTO3 and isinstance(exc, botocore.exceptions.ReadTimeoutError):
-        return ('%s failed: %s did not answer within %d s: check the S3 service and retry'
-                % (what, endpoint, READ_TIMEOUT))
+        return ('%s failed: %s did not answer within %d s: check the %s service and retry'
+                % (what, endpoint, READ_TIMEOUT, service))
     if HAS_BOTO3 and isinstance(exc, _exception_classes('ConnectionClosedError', 'ResponseStreamingError',
                                                         'IncompleteReadError')):
         return ('%s failed: the connection to %s broke during the transfer (%s): retry the task'

@@ -179,30 +179,6 @@ def client_for(params, service='codedeploy'):
     return conn
 
 
-def _where(params):
-    params = params or {}
-    return 'region %s at %s' % (params.get('region') or 'the default region',
-                                params.get('endpoint_url') or 'the AWS endpoint')
-
-
-def _who(params):
-    params = params or {}
-    if params.get('profile'):
-        return 'profile %s' % params['profile']
-    if params.get('access_key'):
-        return 'access key %s' % params['access_key']
-    return 'the default credentials'
-
-
-def _suffix(exc):
-    details = aws.error_details(exc)
-    code, status, request_id = details.get('code'), details.get('http_status'), details.get('request_id')
-    if not code and not status:
-        return ''
-    return ' (%s%s%s)' % (code or status, ', HTTP %s' % status if status and str(status) != str(code) else '',
-                          ', request id %s' % request_id if request_id else '')
-
-
 def describe_error(exc, what, params=None, operation=None, endpoint=None, application=None,
                    deployment_group=None, hint=None):
     """One actionable sentence for a failed CodeDeploy call.
@@ -221,25 +197,23 @@ def describe_error(exc, what, params=None, operation=None, endpoint=None, applic
         elif (getattr(exc, 'response', None) or {}).get('ResponseMetadata', {}).get('HTTPStatusCode') == 500:
             msg += (' (it answered HTTP 500 with an HTML error page, which is how moto answers operations it '
                     'lacks)')
-        return msg + (': %s' % hint if hint else '') + _suffix(exc)
+        return msg + (': %s' % hint if hint else '') + aws.details_suffix(exc)
     if not isinstance(exc, ClientError):
-        text = aws.describe_error(exc, what, params=params)
-        return text.replace('the S3 service', 'the CodeDeploy service')
+        return aws.describe_error(exc, what, params=params, service='CodeDeploy')
     code = aws.error_code(exc) or ''
     message = (exc.response or {}).get('Error', {}).get('Message') or ''
     status = (exc.response or {}).get('ResponseMetadata', {}).get('HTTPStatusCode')
-    suffix = _suffix(exc)
-    where = _where(params)
+    suffix = aws.details_suffix(exc)
+    location = aws.where(params)
     if code in _CREDENTIAL_CODES:
-        text = aws.describe_error(exc, what, params=params)
-        return text.replace('the right S3 service', 'the right CodeDeploy service')
+        return aws.describe_error(exc, what, params=params, service='CodeDeploy')
     if code == 'ApplicationDoesNotExistException':
         return ('%s failed: application %s does not exist in %s: create it (ensure_application: true) or '
-                'check application%s' % (what, application or '?', where, suffix))
+                'check application%s' % (what, application or '?', location, suffix))
     if code == 'DeploymentGroupDoesNotExistException':
         return ('%s failed: deployment group %s of application %s does not exist in %s: create it '
                 '(ensure_deployment_group) or check deployment_group%s'
-                % (what, deployment_group or '?', application or '?', where, suffix))
+                % (what, deployment_group or '?', application or '?', location, suffix))
     if code == 'DeploymentConfigDoesNotExistException':
         return ('%s failed: %s: use one of %s or create the custom deployment configuration first%s'
                 % (what, message or 'the deployment configuration does not exist', ', '.join(DEFAULT_CONFIGS),
@@ -254,13 +228,13 @@ def describe_error(exc, what, params=None, operation=None, endpoint=None, applic
         return ('%s failed: %s: check bucket, key and that CodeDeploy may read the object%s'
                 % (what, message or 'the revision is not valid', suffix))
     if code in ('DeploymentDoesNotExistException', 'InvalidDeploymentIdException'):
-        return '%s failed: %s in %s%s' % (what, message or 'the deployment does not exist', where, suffix)
+        return '%s failed: %s in %s%s' % (what, message or 'the deployment does not exist', location, suffix)
     if code in _INVALID_INPUT_CODES:
         return '%s failed: %s was refused: %s%s' % (what, _INVALID_INPUT_CODES[code], message or code, suffix)
     if code in _ACCESS_DENIED:
         action = 'codedeploy:%s' % operation if operation != 'the operation' else 'the CodeDeploy action'
         return ('%s failed: access denied for %s: allow %s on application %s in its IAM policy%s'
-                % (what, _who(params), action, application or '?', suffix))
+                % (what, aws.who(params), action, application or '?', suffix))
     if (status and int(status) >= 500) or code in ('InternalFailure', 'InternalError', 'ServiceUnavailable'):
         retries = (params or {}).get('retries')
         return ('%s failed: %s answered with a server error after %d retries: retry later%s'
