@@ -534,6 +534,7 @@ from ansible_collections.goship.deploy.plugins.module_utils.debian_package impor
     read_control,
     validate,
 )
+from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_atomic
 
 SCRIPT_SPEC = dict(
     type='dict',
@@ -662,24 +663,6 @@ def _is_warning(line):
     return ', ignoring' in line or line.endswith('ignoring.')
 
 
-def _write_atomic(dest, data, mode):
-    directory = os.path.dirname(dest) or '.'
-    fd, tmp = tempfile.mkstemp(prefix='.%s.' % os.path.basename(dest), suffix='.tmp', dir=directory)
-    try:
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, dest)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     params = module.params
@@ -735,7 +718,7 @@ def main():
 
     if content_changed and not module.check_mode:
         try:
-            _write_atomic(dest, built.data, file_mode)
+            write_atomic(dest, built.data, file_mode)
         except OSError as exc:
             module.fail_json(msg='cannot write %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
     elif mode_changed and not module.check_mode:
