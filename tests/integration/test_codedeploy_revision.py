@@ -16,13 +16,14 @@ afterwards (moto cannot delete CodeDeploy applications; the lab's moto state is 
 
 import hashlib
 import json
-import sys
 import uuid
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from playbook_helpers import run_module_tasks
 
 pytestmark = pytest.mark.lab
 
@@ -225,22 +226,7 @@ def play(run, lab, tmp_path, tasks, timeout=300):
     """
     connection = dict(region=lab["AWS_REGION"], endpoint_url=lab["MOTO_URL"], access_key=lab["AWS_ACCESS_KEY_ID"],
                       secret_key=lab["AWS_SECRET_ACCESS_KEY"])
-    body = []
-    for index, (name, args) in enumerate(tasks):
-        args = dict(args, s3_endpoint_url=lab["S3_URL"])
-        body.append({"name": name, "goship.deploy.codedeploy_revision": args, "register": "r%d" % index,
-                     "ignore_errors": True})
-    results_file = tmp_path / "results.json"
-    content = "{{ {%s} | to_json }}" % ", ".join("'%s': r%d" % (name, i) for i, (name, _args) in enumerate(tasks))
-    body.append({"name": "save results", "ansible.builtin.copy": {"content": content, "dest": str(results_file)}})
-    playbook = [{"hosts": "localhost", "gather_facts": False,
-                 "module_defaults": {"group/goship.deploy.aws": connection}, "tasks": body}]
-    path = tmp_path / ("playbook-%s.yml" % uuid.uuid4().hex[:6])
-    path.write_text(json.dumps(playbook))
-    proc = run("ansible-playbook", "-i", "localhost,", "-c", "local",
-               "-e", "ansible_python_interpreter=%s" % sys.executable, str(path), check=False, timeout=timeout)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output, output
-    assert lab["AWS_SECRET_ACCESS_KEY"] not in output
-    return json.loads(results_file.read_text()), output
+    return run_module_tasks(
+        run, "goship.deploy.codedeploy_revision", connection,
+        [(name, dict(args, s3_endpoint_url=lab["S3_URL"]), None) for name, args in tasks],
+        tmp_path, secrets=[lab["AWS_SECRET_ACCESS_KEY"]], timeout=timeout)

@@ -11,14 +11,13 @@ bucket created for promotion.
 
 import base64
 import hashlib
-import json
 import os
-import re
-import sys
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
+
+from playbook_helpers import run_module_tasks
 
 pytestmark = pytest.mark.lab
 
@@ -71,12 +70,8 @@ def sse(s3, bucket):
     return "AES256"
 
 
-def slug(name):
-    return re.sub(r"[^a-z0-9_]", "_", name.lower())
-
-
 def play(run, lab, tmp_path, tasks, timeout=300):
-    """Run tasks ``[(name, module args, extra task keywords), ...]`` on localhost.
+    """Run s3_artifact tasks ``[(name, module args, extra task keywords), ...]`` on localhost.
 
     Each result is registered as ``slug(name)``, so later tasks can use earlier results
     (``"{{ put_a.version_id }}"``).  Returns ({name: result}, combined output).
@@ -87,31 +82,8 @@ def play(run, lab, tmp_path, tasks, timeout=300):
         access_key=lab["AWS_ACCESS_KEY_ID"],
         secret_key=lab["AWS_SECRET_ACCESS_KEY"],
     )
-    body = []
-    for name, args, keywords in tasks:
-        task = {"name": name, "goship.deploy.s3_artifact": args, "register": slug(name), "ignore_errors": True}
-        task.update(keywords or {})
-        body.append(task)
-    results_file = tmp_path / "results.json"
-    content = "{{ {%s} | to_json }}" % ", ".join("'%s': %s" % (name, slug(name)) for name, _a, _k in tasks)
-    body.append({"name": "save results", "ansible.builtin.copy": {"content": content, "dest": str(results_file)}})
-    playbook = [{
-        "hosts": "localhost",
-        "gather_facts": False,
-        "module_defaults": {"group/goship.deploy.aws": connection},
-        "tasks": body,
-    }]
-    path = tmp_path / ("playbook-%s.yml" % uuid.uuid4().hex[:6])
-    path.write_text(json.dumps(playbook))
-    if results_file.exists():
-        results_file.unlink()
-    proc = run("ansible-playbook", "-i", "localhost,", "-c", "local",
-               "-e", "ansible_python_interpreter=%s" % sys.executable, str(path), check=False, timeout=timeout)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
-    assert "Traceback" not in output, output
-    assert lab["AWS_SECRET_ACCESS_KEY"] not in output
-    return json.loads(results_file.read_text()), output
+    return run_module_tasks(run, "goship.deploy.s3_artifact", connection, tasks, tmp_path,
+                            secrets=[lab["AWS_SECRET_ACCESS_KEY"]], timeout=timeout)
 
 
 def ok(result):
