@@ -67,7 +67,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 # PyYAML ships with ansible-core, so it is always there on the controller, where the
 # modules using this file run.  The guard keeps this file importable without it (as
 # ansible-test's import sanity test requires); parsing YAML text then raises
-# ImportError (see _require_yaml).
+# ImportError (see require_yaml).
 try:
     import yaml
     HAS_YAML = True
@@ -80,7 +80,7 @@ __all__ = [
     'HOOKABLE_EVENTS', 'RESERVED_EVENTS', 'PREVIOUS_REVISION_EVENTS', 'TOP_LEVEL_KEYS',
     'FILE_EXISTS_BEHAVIORS', 'OS_VALUES', 'MAX_TIMEOUT', 'DEFAULT_TIMEOUT', 'EVENT_TIME_LIMIT',
     'HOOK_KEYS', 'FILE_KEYS', 'PERMISSION_KEYS', 'USER_NAME_RE',
-    'Problem', 'Result', 'load', 'validate', 'is_valid_user_name', 'HAS_YAML', 'YAML_IMPORT_ERROR',
+    'Problem', 'Result', 'load', 'validate', 'is_valid_user_name', 'HAS_YAML', 'YAML_IMPORT_ERROR', 'require_yaml',
 ]
 
 # --------------------------------------------------------------------------
@@ -190,7 +190,7 @@ class _OctalInt(int):
     source = ''
 
 
-def _require_yaml(what: str) -> None:
+def require_yaml(what: str) -> None:
     """Raise ImportError saying that ``what`` needs PyYAML, when it could not be imported."""
     if not HAS_YAML:
         reason = (YAML_IMPORT_ERROR or '').strip().splitlines()
@@ -339,7 +339,7 @@ def _load(text: Union[str, bytes]) -> Tuple[Any, List[Problem], Dict[str, int], 
             return None, [Problem('', 'the appspec is not UTF-8 text (%s)' % exc)], {}, [], []
     if not isinstance(text, str):
         return None, [Problem('', 'expected appspec text, got %s' % type(text).__name__)], {}, [], []
-    _require_yaml('parsing appspec YAML text')
+    require_yaml('parsing appspec YAML text')
     loader = _Loader(text)
     try:
         try:

@@ -741,6 +741,18 @@ def _list_all(client, method, result_key, what, params, **kwargs):
     return ids
 
 
+def _list_and_read(client, deployment_id, params, noun, list_op, list_key, batch_op, ids_param, result_key):
+    """List every id of the deployment's ``noun`` with ``list_op``, then read them in batches."""
+    ids = _list_all(client, list_op, list_key, 'list the %s of deployment %s' % (noun, deployment_id), params,
+                    deploymentId=deployment_id)
+    items = []
+    for chunk in _chunks(ids, BATCH_SIZE):
+        response = _call(client, batch_op, 'read the %s of deployment %s' % (noun, deployment_id), params,
+                         deploymentId=deployment_id, **{ids_param: chunk})
+        items.extend(response.get(result_key) or [])
+    return items
+
+
 def list_targets(client, deployment_id, params=None):
     """Every target of the deployment: ``(targets, source, note)``.
 
@@ -748,14 +760,9 @@ def list_targets(client, deployment_id, params=None):
     (BatchGetDeploymentInstances shapes, used when the endpoint lacks the newer pair) or
     None with ``note`` saying why no per-instance details are available.
     """
-    what = 'list the targets of deployment %s' % deployment_id
     try:
-        ids = _list_all(client, 'list_deployment_targets', 'targetIds', what, params, deploymentId=deployment_id)
-        targets = []
-        for chunk in _chunks(ids, BATCH_SIZE):
-            response = _call(client, 'batch_get_deployment_targets', 'read the targets of deployment %s'
-                             % deployment_id, params, deploymentId=deployment_id, targetIds=chunk)
-            targets.extend(response.get('deploymentTargets') or [])
+        targets = _list_and_read(client, deployment_id, params, 'targets', 'list_deployment_targets', 'targetIds',
+                                 'batch_get_deployment_targets', 'targetIds', 'deploymentTargets')
         return targets, 'targets', None
     except NotImplementedByEndpoint:
         pass
@@ -763,14 +770,10 @@ def list_targets(client, deployment_id, params=None):
         if aws.error_code(exc.exc) == 'DeploymentNotStartedException':
             return [], None, 'the deployment has not started on any instance yet'
         return [], None, exc.msg
-    what = 'list the instances of deployment %s' % deployment_id
     try:
-        ids = _list_all(client, 'list_deployment_instances', 'instancesList', what, params, deploymentId=deployment_id)
-        instances = []
-        for chunk in _chunks(ids, BATCH_SIZE):
-            response = _call(client, 'batch_get_deployment_instances', 'read the instances of deployment %s'
-                             % deployment_id, params, deploymentId=deployment_id, instanceIds=chunk)
-            instances.extend(response.get('instancesSummary') or [])
+        instances = _list_and_read(client, deployment_id, params, 'instances', 'list_deployment_instances',
+                                   'instancesList', 'batch_get_deployment_instances', 'instanceIds',
+                                   'instancesSummary')
         return instances, 'instances', None
     except NotImplementedByEndpoint:
         return [], None, ('no per-instance details: the endpoint %s implements neither ListDeploymentTargets '

@@ -79,28 +79,25 @@ import stat
 import string
 import tarfile
 import time
-import traceback
 import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-# PyYAML ships with ansible-core, so it is always there on the controller, where the
-# modules using this file run.  The guard keeps this file importable without it (as
-# ansible-test's import sanity test requires); appspec_from_structure and everything
-# that validates appspec text then raise ImportError.
+# PyYAML ships with ansible-core; appspec guards its import (HAS_YAML) and require_yaml()
+# raises the clear ImportError before anything here uses the module.
 try:
     import yaml
-    HAS_YAML = True
-    YAML_IMPORT_ERROR: Optional[str] = None
 except ImportError:
-    HAS_YAML = False
-    YAML_IMPORT_ERROR = traceback.format_exc()
+    pass
 
 from ansible_collections.goship.deploy.plugins.module_utils.appspec import (
+    HAS_YAML,
+    YAML_IMPORT_ERROR,
     HOOKABLE_EVENTS,
     PERMISSION_KEYS,
     Problem,
     Result,
+    require_yaml,
     validate,
 )
 
@@ -511,11 +508,7 @@ def appspec_from_structure(files: Optional[Sequence[Mapping[str, Any]]] = None,
     is validated here: run :func:`appspec.validate` on the result.  Raises
     ImportError when PyYAML cannot be imported (see ``HAS_YAML``).
     """
-    if not HAS_YAML:
-        reason = (YAML_IMPORT_ERROR or '').strip().splitlines()
-        raise ImportError('rendering appspec.yml needs the Python library PyYAML (a dependency of '
-                          'ansible-core), which could not be imported%s'
-                          % (': ' + reason[-1] if reason else ''), name='yaml')
+    require_yaml('rendering appspec.yml')
     lines = ['version: 0.0', 'os: %s' % _scalar(os_name)]
     if files:
         lines.append('files:')
