@@ -151,6 +151,9 @@ class SystemdUnit:
     enable: bool = True
     start: bool = True
     restart_on_upgrade: bool = True
+    # With restart_on_upgrade false: false leaves the unit running through an upgrade
+    # (debhelper's --no-stop-on-upgrade), e.g. a socket that must keep its port open.
+    stop_on_upgrade: bool = True
 
 
 @dataclass
@@ -564,7 +567,7 @@ def validate(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None) -> 
         if name not in available_units:
             problems.append('systemd unit %s is not among files (expected a file with dest %s/%s or %s/%s)'
                             % (name, SYSTEMD_UNIT_DIRS[0], name, SYSTEMD_UNIT_DIRS[1], name))
-        for attr in ('enable', 'start', 'restart_on_upgrade'):
+        for attr in ('enable', 'start', 'restart_on_upgrade', 'stop_on_upgrade'):
             if not isinstance(getattr(unit, attr), bool):
                 problems.append('systemd unit %s: %s must be a boolean' % (name, attr))
 
@@ -623,10 +626,10 @@ def systemd_snippets(units: List[SystemdUnit]) -> Dict[str, str]:
       fresh install -> ``start`` (``start: true``); upgrade (``$2`` set) ->
       ``restart`` (``start`` + ``restart_on_upgrade``), ``try-restart``
       (``restart_on_upgrade`` only), ``start`` (``start`` only: it was
-      stopped by prerm).
+      stopped by prerm), nothing (``stop_on_upgrade: false``: it kept running).
     * prerm: ``deb-systemd-invoke stop`` on ``remove`` for all units; units
-      with ``start`` but not ``restart_on_upgrade`` are also stopped on
-      upgrade (debhelper's ``--no-restart-after-upgrade``).
+      with ``start`` but neither ``restart_on_upgrade`` nor ``stop_on_upgrade: false``
+      are also stopped on upgrade (debhelper's ``--no-restart-after-upgrade``).
     * postrm: on ``remove`` ``systemctl --system daemon-reload``; on ``purge``
       ``deb-systemd-helper purge`` + ``unmask``.
     """
@@ -670,7 +673,7 @@ def systemd_snippets(units: List[SystemdUnit]) -> Dict[str, str]:
 
     restart = [u.name for u in units if u.start and u.restart_on_upgrade]
     try_restart = [u.name for u in units if not u.start and u.restart_on_upgrade]
-    start_after_stop = [u.name for u in units if u.start and not u.restart_on_upgrade]
+    start_after_stop = [u.name for u in units if u.start and not u.restart_on_upgrade and u.stop_on_upgrade]
     fresh_start = [u.name for u in units if u.start]
     body = [
         'if %s ; then' % _CONFIGURE_COND,
@@ -696,7 +699,7 @@ def systemd_snippets(units: List[SystemdUnit]) -> Dict[str, str]:
     body += ['\tfi', 'fi']
     postinst.append('\n'.join([_BEGIN] + body + [_END]))
 
-    stop_always = [u.name for u in units if u.start and not u.restart_on_upgrade]
+    stop_always = start_after_stop
     stop_on_remove = [n for n in names if n not in stop_always]
     body = ['if [ -z "${DPKG_ROOT:-}" ] && [ -d /run/systemd/system ]; then']
     if stop_on_remove:

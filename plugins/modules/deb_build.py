@@ -299,6 +299,16 @@ options:
             C(try-restart), so only a running unit is restarted.
         type: bool
         default: true
+      stop_on_upgrade:
+        description:
+          - With O(systemd_units[].restart_on_upgrade=false), V(false) leaves the unit
+            alone during an upgrade (not stopped in C(prerm), not started in
+            C(postinst)), like debhelper's C(--no-stop-on-upgrade). Use it for a
+            C(.socket) unit, so the listening port stays open while the service behind it
+            is restarted.
+          - Ignored when O(systemd_units[].restart_on_upgrade=true).
+        type: bool
+        default: true
   verify_units:
     description:
       - When C(systemd-analyze) is on the PATH, check each O(systemd_units) file with
@@ -582,6 +592,7 @@ ARGUMENT_SPEC = dict(
         enable=dict(type='bool', default=True),
         start=dict(type='bool', default=True),
         restart_on_upgrade=dict(type='bool', default=True),
+        stop_on_upgrade=dict(type='bool', default=True),
     )),
     verify_units=dict(type='bool', default=True),
     mtime=dict(type='int'),

@@ -626,6 +626,29 @@ def test_snippet_variants():
     assert dp.systemd_snippets([]) == {}
 
 
+def test_socket_left_alone_on_upgrade():
+    # restart_on_upgrade=False + stop_on_upgrade=False (debhelper --no-stop-on-upgrade): started on
+    # first install, stopped on remove, never stopped or started around an upgrade. The service
+    # behind it is restarted, so the listening socket keeps its port open throughout.
+    snippets = dp.systemd_snippets([SystemdUnit('s.socket', restart_on_upgrade=False, stop_on_upgrade=False),
+                                    SystemdUnit('s.service')])
+    postinst, prerm = snippets['postinst'], snippets['prerm']
+    upgrade = postinst.split('if [ -n "$2" ]; then', 1)[1].split('else', 1)[0]
+    fresh = postinst.split('if [ -n "$2" ]; then', 1)[1].split('else', 1)[1].split('fi', 1)[0]
+    assert "deb-systemd-invoke restart 's.service'" in upgrade
+    assert 's.socket' not in upgrade
+    assert "deb-systemd-invoke start 's.service' 's.socket'" in fresh
+    # prerm stops the socket on remove only, never on upgrade.
+    assert "\t\tdeb-systemd-invoke stop 's.service' 's.socket'" in prerm
+    assert prerm.count('s.socket') == 1
+    for text in snippets.values():
+        assert sh_syntax_ok(text) == (True, '')
+    spec = dp.PackageSpec.from_dict({
+        'name': 'p', 'version': '1', 'maintainer': 'm <m@example.invalid>', 'description': 'd',
+        'systemd_units': [{'name': 'x.socket', 'stop_on_upgrade': 'no'}]})
+    assert any('x.socket: stop_on_upgrade must be a boolean' in p for p in dp.validate(spec))
+
+
 def test_script_assembly_debhelper_placement():
     snip = '# SNIPPET'
     # Body without token: after the body for postinst, before it for prerm/postrm.
