@@ -624,7 +624,7 @@ fi
 log "installed $(dpkg-query -W -f='${Package} ${Version}' "$SERVICE" 2>/dev/null || echo "$SERVICE")"
 '''
 
-MIGRATE_SH = _COMMON_HEAD % {'event': 'AfterInstall'} + '''\
+MIGRATE_SH = _COMMON_HEAD % {'event': 'AfterInstall (and go_service migration)'} + '''\
 #
 # Applies the service's SQL migrations once for the whole deployment. CodeDeploy runs every hook
 # on every instance, so the run holds a PostgreSQL advisory lock: the first instance applies the
@@ -855,6 +855,36 @@ _KEY_RE = re.compile(r'^[A-Za-z0-9_-]*$')
 _TABLE_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$')
 
 
+def migrate_script(service: str, migrations_dir: str, pg_env_file: Optional[str] = None,
+                   migrations_table: str = 'goship_schema_migrations', lock_wait: int = 840) -> str:
+    """The migration runner for ``service`` (the ``migrate`` hook script), arguments checked.
+
+    ``migrations_dir`` is absolute on the host, or relative to the bundle root when the script
+    runs from a CodeDeploy bundle.  The advisory lock key is derived from ``service``, so every
+    runner of one service (role or CodeDeploy hook) serialises on the same lock.  Raises
+    :class:`BundleError` listing every bad argument.
+    """
+    problems = []
+    if not isinstance(service, str) or not _SERVICE_RE.match(service):
+        problems.append('service %r must be letters, digits, . _ @ and - (a systemd unit name without suffix)'
+                        % (service,))
+    if not isinstance(migrations_dir, str) or not migrations_dir or re.search(r'[\s\'"\\]', migrations_dir):
+        problems.append('migrations_dir %r must be a path without spaces or quotes' % (migrations_dir,))
+    if not isinstance(migrations_table, str) or not _TABLE_RE.match(migrations_table):
+        problems.append('migrations_table %r must be a lowercase SQL identifier (optionally '
+                        'schema-qualified)' % (migrations_table,))
+    env_file = pg_env_file or '/etc/%s/migrate.env' % service
+    if not isinstance(env_file, str) or not env_file.startswith('/'):
+        problems.append('pg_env_file %r must be an absolute path on the instance' % (env_file,))
+    if isinstance(lock_wait, bool) or not isinstance(lock_wait, int) or not 1 <= lock_wait <= 3600:
+        problems.append('lock_wait must be a whole number of seconds from 1 to 3600, not %r' % (lock_wait,))
+    if problems:
+        raise BundleError(problems)
+    return render_hook_script('migrate', service=service, migrations_dir=migrations_dir, pg_env_file=env_file,
+                              migrations_table=migrations_table, lock_key=_lock_key(service),
+                              lock_wait=lock_wait)
+
+
 @dataclass
 class BuiltBundle:
     """A built bundle: its bytes, format, appspec text, entries and validation warnings."""
@@ -989,11 +1019,10 @@ def go_service_layout(service: str, version: str, artifact: Union[str, 'os.PathL
     if sql_files:
         for name in sql_files:
             files.append((os.path.join(migrations_dir, name), 'migrations/' + name, FILE_MODE))
-        after_install.append({
-            'location': script('migrate', migrations_dir='migrations', pg_env_file=env_file,
-                               migrations_table=migrations_table, lock_key=_lock_key(service),
-                               lock_wait=max(merged['migrate'] - 60, 1)),
-            'timeout': merged['migrate']})
+        text = migrate_script(service, 'migrations', pg_env_file=env_file, migrations_table=migrations_table,
+                              lock_wait=max(merged['migrate'] - 60, 1))
+        files.append((text.encode('utf-8'), 'scripts/migrate.sh', SCRIPT_MODE))
+        after_install.append({'location': 'scripts/migrate.sh', 'timeout': merged['migrate']})
     if is_deb:
         package = 'pkg/' + os.path.basename(artifact_path)
         files.append((artifact_path, package, FILE_MODE))
