@@ -629,19 +629,30 @@ def test_documented_dict_defaults_are_what_partial_dicts_merge_over():
     assert defaults['telegraf_inputs_statsd'] == internal['__telegraf_statsd_base']
 
 
-def test_repository_install_uses_a_keyring_and_deb822_not_apt_key():
-    tasks = load_yaml('tasks/install_repository.yml')
-    modules = [next(k for k in task if k.startswith('ansible.')) for task in tasks]
-    assert 'ansible.builtin.apt_key' not in modules and 'ansible.builtin.apt_repository' not in modules
-    key = next(t['ansible.builtin.get_url'] for t in tasks if 'ansible.builtin.get_url' in t)
-    assert key['url'] == '{{ telegraf_apt_key_url }}' and key['dest'] == '{{ telegraf_apt_keyring }}'
-    source = next(t['ansible.builtin.deb822_repository'] for t in tasks if 'ansible.builtin.deb822_repository' in t)
-    fields = ['name', 'types', 'uris', 'suites', 'components', 'signed_by']
-    assert {f: source[f] for f in fields} == {f: '{{ __telegraf_apt_source.%s }}' % f for f in fields}
-    internal = load_yaml('vars/main.yml')['__telegraf_apt_source']
-    assert internal == {'name': 'influxdata', 'types': ['deb'], 'uris': ['{{ telegraf_apt_repository_url }}'],
-                        'suites': ['{{ telegraf_apt_suite }}'], 'components': '{{ telegraf_apt_components }}',
-                        'signed_by': '{{ telegraf_apt_keyring }}'}
+def test_install_goes_through_apt_package_with_influxdata_s_repository():
+    """The install phase is goship.deploy.apt_package (keyring + deb822, see test_apt_package_role.py)
+    with telegraf's variables mapped onto it."""
+    assert not (ROLE / 'tasks' / 'install_repository.yml').exists() and not (ROLE / 'tasks' / 'install_deb.yml').exists()
+    [task] = load_yaml('tasks/install.yml')
+    include = task['ansible.builtin.include_role']
+    assert include['name'] == 'goship.deploy.apt_package'
+    assert include['apply']['tags'] == ['telegraf', 'telegraf_install']
+    variables = task['vars']
+    assert variables['apt_package_name'] == 'telegraf'
+    assert variables['apt_package_method'] == '{{ telegraf_install_method }}'
+    assert variables['apt_package_version'] == '{{ telegraf_version }}'
+    assert variables['apt_package_binary'] == '{{ telegraf_binary }}'
+    assert variables['apt_package_account'] == {'user': '{{ telegraf_user }}', 'group': '{{ telegraf_group }}'}
+    assert variables['apt_package_deb_dir'] == '{{ telegraf_deb_dir }}'
+    assert variables['apt_package_controller_dir'] == '{{ telegraf_deb_controller_dir }}'
+    assert variables['apt_package_aws'] == '{{ telegraf_aws }}'
+    internal = load_yaml('vars/main.yml')
+    assert internal['__telegraf_apt_repository'] == {
+        'name': 'influxdata', 'key_url': '{{ telegraf_apt_key_url }}', 'key_checksum': '{{ telegraf_apt_key_checksum }}',
+        'keyring': '{{ telegraf_apt_keyring }}', 'uris': ['{{ telegraf_apt_repository_url }}'],
+        'suites': ['{{ telegraf_apt_suite }}'], 'components': '{{ telegraf_apt_components }}', 'types': ['deb']}
+    for name in ['telegraf_deb_path', 'telegraf_deb_url', 'telegraf_deb_checksum', 'telegraf_deb_s3']:
+        assert name in internal['__telegraf_debs'], name
     defaults = load_yaml('defaults/main.yml')
     assert defaults['telegraf_apt_key_url'] == 'https://repos.influxdata.com/influxdata-archive.key'
     assert defaults['telegraf_apt_keyring'] == '/etc/apt/keyrings/influxdata-archive.asc'
