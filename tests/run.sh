@@ -6,6 +6,10 @@ cd "$(dirname "$0")/.."
 export PATH=$PWD/.venv/bin:$PATH GOTOOLCHAIN=local ANSIBLE_CONFIG=$PWD/ansible.cfg
 
 passed=0; failed=0; failures=()
+logs=$PWD/build/test-logs
+mkdir -p "$logs"
+declare -A bg_pid=() bg_start=()
+
 suite() {
   local name=$1 start=$SECONDS; shift
   echo "=== suite $name: $*"
@@ -14,6 +18,28 @@ suite() {
   else
     failed=$((failed + 1)); failures+=("$name"); echo "=== suite $name: FAILED ($((SECONDS - start))s)"
   fi
+}
+
+# Suites that wait on I/O more than they use the CPU run side by side: suite_bg starts one with
+# its output in build/test-logs/<name>.log, suite_wait prints that log and counts the result.
+suite_bg() {
+  local name=$1; shift
+  echo "=== suite $name (in the background): $*"
+  bg_start[$name]=$SECONDS
+  "$@" >"$logs/$name.log" 2>&1 &
+  bg_pid[$name]=$!
+}
+suite_wait() {
+  local name=$1 rc=0
+  wait "${bg_pid[$name]}" || rc=$?
+  echo "=== suite $name: output"
+  cat "$logs/$name.log"
+  if ((rc == 0)); then
+    passed=$((passed + 1)); echo "=== suite $name: ok ($((SECONDS - ${bg_start[$name]}))s)"
+  else
+    failed=$((failed + 1)); failures+=("$name"); echo "=== suite $name: FAILED ($((SECONDS - ${bg_start[$name]}))s)"
+  fi
+  return "$rc"
 }
 
 # molecule (through ansible-compat) installs this collection into ~/.ansible/collections, where
@@ -26,17 +52,21 @@ trap 'rm -rf "$stale_copy"; bash lab/down.sh' EXIT
 # System packages the suites use (Docker, PostgreSQL, HAProxy, lintian, ...), before any suite.
 bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }
 
+# The lab comes up while the unit suites run; integration and the molecule scenarios need it.
+suite_bg lab bash lab/up.sh
 suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
 suite unit python -m pytest tests/unit
 suite lint ansible-lint --nocolor -q
 suite sanity bash tests/sanity/run.sh
-lab_start=$SECONDS
-if bash lab/up.sh; then
-  echo "=== lab up in $((SECONDS - lab_start))s"
+if suite_wait lab; then
+  # Two lanes: the integration tests beside the scenarios that need no lab services, then the
+  # two scenarios on the lab's network side by side.
+  suite_bg molecule-host molecule test -s default -s systemd_unit
   suite integration python -m pytest tests/integration
-  suite molecule molecule test --all
-else
-  failed=$((failed + 1)); failures+=(lab-up)
+  suite_wait molecule-host
+  suite_bg molecule-consul molecule test -s consul_agent
+  suite molecule-go-service molecule test -s go_service
+  suite_wait molecule-consul
 fi
 
 ((failed == 0)) || echo "failed suites: ${failures[*]}"

@@ -180,5 +180,3 @@ def test_plain_restart_for_comparison(run, lab, fleet, releases, tmp_path):
     assert result["requests"] > 1000, result
     print(f"[load] plain restart failed {result['failed']} of {result['requests']} requests"
           " (HAProxy retries refused connections on other servers)")
-    # Back to socket activation for whatever runs next.
-    rollout(run, releases[1])

@@ -48,7 +48,7 @@ REJECTED = {
 def results(tmp_path_factory):
     directory = tmp_path_factory.mktemp('go_service_preflight')
     hosts = {'accepted': GOOD}
-    hosts.update({case: {**GOOD, **overrides} for case, (overrides, _) in REJECTED.items()})
+    hosts.update({case: {**GOOD, **spec[0]} for case, spec in REJECTED.items()})
     inventory = {'all': {'hosts': {
         name: {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, **variables}
         for name, variables in hosts.items()}}}
@@ -85,13 +85,13 @@ def results(tmp_path_factory):
 
 
 def test_good_input_passes_preflight(results):
-    outcomes, _ = results
+    outcomes = results[0]
     assert outcomes['accepted'] == {'failed': False}
 
 
 @pytest.mark.parametrize('case', sorted(REJECTED))
 def test_bad_input_fails_with_an_actionable_message(results, case):
-    outcomes, _ = results
+    outcomes = results[0]
     outcome = outcomes[case]
     assert outcome['failed'], f'{case} was accepted'
     assert REJECTED[case][1] in outcome['msg'], outcome
@@ -99,7 +99,7 @@ def test_bad_input_fails_with_an_actionable_message(results, case):
 
 
 def test_nothing_was_created(results):
-    _, proc = results
+    proc = results[1]
     assert 'Traceback' not in proc.stdout + proc.stderr
     for name in ('gsunit-ok',):
         assert not Path(f'/etc/{name}').exists()
