@@ -855,6 +855,17 @@ _KEY_RE = re.compile(r'^[A-Za-z0-9_-]*$')
 _TABLE_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$')
 
 
+def _migration_setting_problems(migrations_table: Any, env_file: Any) -> List[str]:
+    """Problems with the bookkeeping table name and the connection settings file path."""
+    problems = []
+    if not isinstance(migrations_table, str) or not _TABLE_RE.match(migrations_table):
+        problems.append('migrations_table %r must be a lowercase SQL identifier (optionally '
+                        'schema-qualified)' % (migrations_table,))
+    if not isinstance(env_file, str) or not env_file.startswith('/'):
+        problems.append('pg_env_file %r must be an absolute path on the instance' % (env_file,))
+    return problems
+
+
 def migrate_script(service: str, migrations_dir: str, pg_env_file: Optional[str] = None,
                    migrations_table: str = 'goship_schema_migrations', lock_wait: int = 840) -> str:
     """The migration runner for ``service`` (the ``migrate`` hook script), arguments checked.
@@ -870,12 +881,8 @@ def migrate_script(service: str, migrations_dir: str, pg_env_file: Optional[str]
                         % (service,))
     if not isinstance(migrations_dir, str) or not migrations_dir or re.search(r'[\s\'"\\]', migrations_dir):
         problems.append('migrations_dir %r must be a path without spaces or quotes' % (migrations_dir,))
-    if not isinstance(migrations_table, str) or not _TABLE_RE.match(migrations_table):
-        problems.append('migrations_table %r must be a lowercase SQL identifier (optionally '
-                        'schema-qualified)' % (migrations_table,))
     env_file = pg_env_file or '/etc/%s/migrate.env' % service
-    if not isinstance(env_file, str) or not env_file.startswith('/'):
-        problems.append('pg_env_file %r must be an absolute path on the instance' % (env_file,))
+    problems += _migration_setting_problems(migrations_table, env_file)
     if isinstance(lock_wait, bool) or not isinstance(lock_wait, int) or not 1 <= lock_wait <= 3600:
         problems.append('lock_wait must be a whole number of seconds from 1 to 3600, not %r' % (lock_wait,))
     if problems:
@@ -956,12 +963,8 @@ def go_service_layout(service: str, version: str, artifact: Union[str, 'os.PathL
     if not isinstance(version_key, str) or not _KEY_RE.match(version_key):
         problems.append('version_key %r must be a JSON key of letters, digits, _ and - (or "" for a '
                         'plain-text body)' % (version_key,))
-    if not isinstance(migrations_table, str) or not _TABLE_RE.match(migrations_table):
-        problems.append('migrations_table %r must be a lowercase SQL identifier (optionally '
-                        'schema-qualified)' % (migrations_table,))
     env_file = pg_env_file or '/etc/%s/migrate.env' % service
-    if not isinstance(env_file, str) or not env_file.startswith('/'):
-        problems.append('pg_env_file %r must be an absolute path on the instance' % (env_file,))
+    problems += _migration_setting_problems(migrations_table, env_file)
     if not isinstance(binary_dir, str) or not binary_dir.startswith('/'):
         problems.append('binary_dir %r must be an absolute path on the instance' % (binary_dir,))
     merged = dict(DEFAULT_GO_TIMEOUTS)

@@ -31,6 +31,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from role_runner import ansible_env
+
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / 'roles' / 'apt_package'
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
@@ -265,16 +267,8 @@ def run(tmp_path_factory):
                 'dest': str(results), 'mode': '0644'}}]},
     ]
     (base / 'play.yml').write_text(json.dumps(plays, indent=1))
-    env = dict(os.environ)
-    env.update({
-        'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
-        'ANSIBLE_NOCOLOR': '1',
-        'ANSIBLE_DEPRECATION_WARNINGS': 'false',
-        'ANSIBLE_RETRY_FILES_ENABLED': 'false',
-        'PATH': f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-        # the S3 fetch must use the role's connection options, nothing from this environment
-        'AWS_CONFIG_FILE': '/dev/null', 'AWS_SHARED_CREDENTIALS_FILE': '/dev/null',
-    })
+    # the S3 fetch must use the role's connection options, nothing from this environment
+    env = ansible_env(AWS_CONFIG_FILE='/dev/null', AWS_SHARED_CREDENTIALS_FILE='/dev/null')
     before = tree_state(SNAPSHOT_DIRS, SNAPSHOT_FILES)
     try:
         proc = subprocess.run(

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
-ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
+from role_runner import ANSIBLE_PLAYBOOK, local_inventory, run_plays
+
 
 pytestmark = pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason='ansible-playbook not next to python')
 
@@ -49,10 +48,7 @@ def results(tmp_path_factory):
     directory = tmp_path_factory.mktemp('go_service_preflight')
     hosts = {'accepted': GOOD}
     hosts.update({case: {**GOOD, **spec[0]} for case, spec in REJECTED.items()})
-    inventory = {'all': {'hosts': {
-        name: {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, **variables}
-        for name, variables in hosts.items()}}}
-    (directory / 'inventory.yml').write_text(json.dumps(inventory))
+    inventory = local_inventory(directory, hosts)
     play = [{
         'name': 'go_service preflight cases',
         'hosts': 'all',
@@ -75,11 +71,7 @@ def results(tmp_path_factory):
             'check_mode': False,
         }],
     }]
-    (directory / 'play.yml').write_text(json.dumps(play))
-    env = {'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'), 'ANSIBLE_NOCOLOR': '1', 'PATH': f'{ANSIBLE_PLAYBOOK.parent}:/usr/bin:/bin'}
-    proc = subprocess.run([str(ANSIBLE_PLAYBOOK), '-i', str(directory / 'inventory.yml'), '--check',
-                           '--forks', '8', str(directory / 'play.yml')],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False)
+    proc = run_plays(directory, play, ['-i', str(inventory), '--check', '--forks', '8'], timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     return {name: json.loads((directory / f'{name}.json').read_text()) for name in hosts}, proc
 

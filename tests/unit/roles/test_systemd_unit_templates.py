@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from role_runner import ansible_env, output, run_plays
+
 REPO = Path(__file__).resolve().parents[3]
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
 SYSTEMD_ANALYZE = shutil.which('systemd-analyze')
@@ -182,26 +184,8 @@ def role_vars(spec):
 def run_playbook(directory, tasks, env=None, name='play.yml', args=()):
     """Run one play on localhost; returns the CompletedProcess (never raises on failure)."""
     play = [{'name': 'systemd_unit test', 'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]
-    path = Path(directory) / name
-    path.write_text(json.dumps(play, indent=1))  # JSON is YAML
-    full_env = dict(os.environ)
-    full_env.update({
-        'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
-        'ANSIBLE_NOCOLOR': '1',
-        'ANSIBLE_DEPRECATION_WARNINGS': 'false',
-        'ANSIBLE_RETRY_FILES_ENABLED': 'false',
-        'PATH': f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    })
-    full_env.update(env or {})
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), '-i', 'localhost,', '-c', 'local',
-         '-e', f'ansible_python_interpreter={sys.executable}', *args, str(path)],
-        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=600, check=False,
-    )
-
-
-def output(proc):
-    return f'--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}'
+    return run_plays(directory, play, ['-i', 'localhost,', '-c', 'local', '-e', f'ansible_python_interpreter={sys.executable}'],
+                     args=args, env=ansible_env(**(env or {})), timeout=600, name=name)
 
 
 def recap(proc):

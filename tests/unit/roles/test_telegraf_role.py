@@ -34,6 +34,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from role_runner import ansible_env, local_inventory, output, run_plays
+
 REPO = Path(__file__).resolve().parents[3]
 ROLE = REPO / 'roles' / 'telegraf'
 ANSIBLE_PLAYBOOK = Path(sys.executable).parent / 'ansible-playbook'
@@ -211,31 +213,10 @@ json.dump(snap, open(out, "w"))
 def run_playbook(directory, hosts, tasks, env=None, args=(), python=sys.executable):
     """Run one play over ``hosts`` (name -> host variables), every one of them this machine through a
     local connection, in parallel; returns the CompletedProcess (never raises on failure)."""
-    inventory = {'all': {'hosts': {
-        name: {'ansible_connection': 'local', 'ansible_python_interpreter': python, **variables}
-        for name, variables in hosts.items()}}}
-    (Path(directory) / 'inventory.yml').write_text(json.dumps(inventory, indent=1))  # JSON is YAML
+    inventory = local_inventory(directory, hosts, python)
     play = [{'name': 'telegraf test', 'hosts': 'all', 'gather_facts': False, 'tasks': tasks}]
-    path = Path(directory) / 'play.yml'
-    path.write_text(json.dumps(play, indent=1))
-    full_env = dict(os.environ)
-    full_env.update({
-        'ANSIBLE_CONFIG': str(REPO / 'ansible.cfg'),
-        'ANSIBLE_NOCOLOR': '1',
-        'ANSIBLE_DEPRECATION_WARNINGS': 'false',
-        'ANSIBLE_RETRY_FILES_ENABLED': 'false',
-        'PATH': f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
-    })
-    full_env.update(env or {})
-    return subprocess.run(
-        [str(ANSIBLE_PLAYBOOK), '-i', str(Path(directory) / 'inventory.yml'), '--forks', str(len(hosts)),
-         *args, str(path)],
-        cwd=REPO, env=full_env, capture_output=True, text=True, timeout=900, check=False,
-    )
-
-
-def output(proc):
-    return f'--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}'
+    return run_plays(directory, play, ['-i', str(inventory), '--forks', str(len(hosts))], args=args,
+                     env=ansible_env(**(env or {})))
 
 
 def parse_env_file(text):
