@@ -5,8 +5,8 @@ The releases come from the lab's S3 (uploaded by playbooks/build.yml), and a sec
 go_service_secrets never shows in `ansible-playbook -vvv` output, the unit or `systemctl show`.
 
 Load: wrk against HAProxy on 127.0.0.1, paced by a Lua delay so the 2 cores keep room for
-Ansible; /work?ms=5 keeps requests in flight while hosts restart. Counts are printed (run
-pytest with -s to see them); only "zero failed requests for the drained, socket-activated
+Ansible; /work?ms=5 keeps requests in flight while hosts restart. Both counts are printed in the
+test output (past pytest's capture); only "zero failed requests for the drained, socket-activated
 rollout" is a pass/fail condition."""
 
 import json
@@ -50,7 +50,8 @@ def status_versions(run, lab):
 class Load:
     """wrk through HAProxy for at least LOAD_MIN_SECONDS, stopped with SIGINT (wrk then reports)."""
 
-    def __init__(self, lab, tmp_path, name):
+    def __init__(self, lab, tmp_path, name, capsys):
+        self.capsys = capsys
         self.script = tmp_path / "pace.lua"
         self.script.write_text(WRK_SCRIPT)
         self.url = lab["HAPROXY_URL"] + "/work?ms=5"
@@ -73,7 +74,8 @@ class Load:
         self.proc.send_signal(signal.SIGINT)
         out = self.proc.communicate(timeout=30)[0]
         self.result = parse_wrk(out, time.monotonic() - self.started)
-        print(f"\n[load] {self.name}: {self.result}")
+        with self.capsys.disabled():
+            print(f"\n[load] {self.name}: {self.result}")
         return self.result
 
     def __exit__(self, *exc):
@@ -129,8 +131,8 @@ def fleet(run, lab, releases):
         f" systemctl daemon-reload; rm -rf /var/cache/goship/{APP}", check=False)
 
 
-def test_drained_socket_activated_rollout_drops_no_request(run, lab, fleet, releases, tmp_path):
-    with Load(lab, tmp_path, "go_service rollout (drain + socket activation)") as load:
+def test_drained_socket_activated_rollout_drops_no_request(run, lab, fleet, releases, tmp_path, capsys):
+    with Load(lab, tmp_path, "go_service rollout (drain + socket activation)", capsys) as load:
         proc = rollout(run, releases[1], verbose=True)
         result = load.stop()
     assert status_versions(run, lab) == {host: releases[1] for host in fleet}
@@ -158,14 +160,14 @@ def test_secret_only_in_the_0600_file_and_the_process(run, lab, fleet):
     assert re.search(r"^1$", environ, re.M), environ
 
 
-def test_plain_restart_for_comparison(run, lab, fleet, releases, tmp_path):
+def test_plain_restart_for_comparison(run, lab, fleet, releases, tmp_path, capsys):
     """Socket activation off and no drain: `systemctl restart` host by host under the same load.
     HAProxy's retries hide refused connections, so the count is printed, not judged; the test
     checks that the comparison really ran (every service restarted on a plain listening socket)."""
     rollout(run, releases[1], "-e", "go_service_socket=false", "-e", "go_service_drain=none")
     before = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.command", "-a",
                  f"systemctl show -p MainPID --value {APP}.service").stdout
-    with Load(lab, tmp_path, "plain systemctl restart (no socket, no drain)") as load:
+    with Load(lab, tmp_path, "plain systemctl restart (no socket, no drain)", capsys) as load:
         run("ansible", "app_hello_svc", "-f", "1", "-m", "ansible.builtin.systemd_service",
             "-a", f"name={APP}.service state=restarted")
         result = load.stop()
@@ -178,5 +180,6 @@ def test_plain_restart_for_comparison(run, lab, fleet, releases, tmp_path):
     assert all(pids[0][host] != pids[1][host] for host in fleet), (before, after)
     assert sockets.count("(stdout) inactive") == len(fleet), sockets
     assert result["requests"] > 1000, result
-    print(f"[load] plain restart failed {result['failed']} of {result['requests']} requests"
-          " (HAProxy retries refused connections on other servers)")
+    with capsys.disabled():
+        print(f"[load] plain restart failed {result['failed']} of {result['requests']} requests"
+              " (HAProxy retries refused connections on other servers)")
