@@ -90,6 +90,7 @@ try:
 except ImportError:
     pass
 
+from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
 from ansible_collections.goship.deploy.plugins.module_utils.appspec import (
     HAS_YAML,
     YAML_IMPORT_ERROR,
@@ -849,7 +850,6 @@ def render_hook_script(name: str, **params: Any) -> str:
 DEFAULT_GO_TIMEOUTS = {'stop': 120, 'migrate': 900, 'install': 600, 'start': 120, 'validate': 150}
 
 _SERVICE_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_.@-]{0,199}$')
-_VERSION_RE = re.compile(r'^[A-Za-z0-9][A-Za-z0-9.+~:_-]*$')
 _URL_RE = re.compile(r'^https?://[^\s\'"\\]+$')
 _KEY_RE = re.compile(r'^[A-Za-z0-9_-]*$')
 _TABLE_RE = re.compile(r'^[a-z_][a-z0-9_]{0,62}(\.[a-z_][a-z0-9_]{0,62})?$')
@@ -952,9 +952,7 @@ def go_service_layout(service: str, version: str, artifact: Union[str, 'os.PathL
     problems: List[str] = []
     if not isinstance(service, str) or not _SERVICE_RE.match(service):
         problems.append('service %r must be a systemd unit name (letters, digits, _ . @ -)' % (service,))
-    if not isinstance(version, str) or not _VERSION_RE.match(version):
-        problems.append('version %r must be a non-empty version string without spaces or quotes'
-                        % (version,))
+    problems += version_problems(version)
     urls = {'health_url': health_url,
             'status_url': status_url if status_url else _status_url(str(health_url))}
     for key, url in urls.items():

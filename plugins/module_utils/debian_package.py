@@ -43,6 +43,8 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
+
 __all__ = [
     'ARCHITECTURES', 'GOARCH_TO_DEBIAN', 'RELATIONSHIP_FIELDS', 'SCRIPT_NAMES',
     'SYSTEMD_UNIT_DIRS', 'DEBHELPER_TOKEN',
@@ -98,14 +100,10 @@ DEFAULT_PRIORITY = 'optional'
 DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
 
-VERSION_EXAMPLE = "'1.2.3', '1.2.3-1' or '2:1.0~rc1'"
 NAME_EXAMPLE = "e.g. 'goship-agent'"
 MAINTAINER_EXAMPLE = "e.g. 'Jane Doe <jane@example.com>'"
 
 _NAME_RE = re.compile(r'^[a-z0-9][a-z0-9+.-]+$')
-_EPOCH_RE = re.compile(r'^[0-9]+$')
-_UPSTREAM_CHARS_RE = re.compile(r'[^A-Za-z0-9.+~:-]')
-_REVISION_CHARS_RE = re.compile(r'[^A-Za-z0-9+.~]')
 _MAINTAINER_RE = re.compile(r'^[^<>,\s][^<>,]*?\s+<[^<>@\s]+@[^<>@\s]+>$')
 _UNIT_NAME_RE = re.compile(r'^[A-Za-z0-9:_.@\\-]+$')
 _MODE_RE = re.compile(r'^(?:0o|0)?[0-7]{1,4}$')
@@ -287,44 +285,13 @@ def validate_name(name: Any) -> List[str]:
 
 
 def validate_version(version: Any) -> List[str]:
-    """Check a version against the Debian syntax ``[epoch:]upstream[-revision]``."""
+    """Check a version against the Debian syntax ``[epoch:]upstream[-revision]`` (numbers accepted).
+
+    The rule itself is :func:`version.version_problems`, the one every entry point uses.
+    """
     if isinstance(version, (int, float)) and not isinstance(version, bool):
         version = str(version)
-    if not isinstance(version, str) or not version.strip():
-        return ['version must not be empty (a valid Debian version looks like %s)' % VERSION_EXAMPLE]
-    reasons = []
-    if re.search(r'\s', version):
-        reasons.append('contains whitespace')
-    rest = version
-    epoch = None
-    if ':' in rest:
-        epoch, rest = rest.split(':', 1)
-        if not _EPOCH_RE.match(epoch):
-            reasons.append("epoch %r (before ':') must be a number" % epoch)
-    revision = None
-    if '-' in rest:
-        rest, revision = rest.rsplit('-', 1)
-        if not revision:
-            reasons.append("revision after the last '-' is empty")
-        elif _REVISION_CHARS_RE.search(revision.strip()):
-            bad = sorted(set(_REVISION_CHARS_RE.findall(revision.strip())))
-            reasons.append('revision %r contains invalid character(s) %s (allowed: A-Z a-z 0-9 + . ~)'
-                           % (revision, ' '.join(repr(c) for c in bad)))
-    upstream = rest
-    if not upstream:
-        reasons.append('upstream version is empty')
-    else:
-        if not upstream[0].isdigit():
-            reasons.append('upstream version %r must start with a digit' % upstream)
-        bad = set(_UPSTREAM_CHARS_RE.findall(upstream)) - set(' \t\n\r')
-        if bad:
-            reasons.append('upstream version %r contains invalid character(s) %s '
-                           '(allowed: A-Z a-z 0-9 . + ~, plus - with a revision and : with an epoch)'
-                           % (upstream, ' '.join(repr(c) for c in sorted(bad))))
-    if reasons:
-        return ['version %r is invalid: %s (a valid Debian version looks like %s)'
-                % (version, ', '.join(reasons), VERSION_EXAMPLE)]
-    return []
+    return version_problems(version)
 
 
 def normalize_architecture(arch: Any) -> Optional[str]:
