@@ -7,8 +7,12 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export GOTOOLCHAIN := local
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup lab-up lab-down lab-status test test-unit test-go test-integration test-molecule \
+.PHONY: demo setup lab-up lab-down lab-status test test-unit test-go test-integration test-molecule \
         lint sanity build clean
+
+## demo: set up, start the lab, build hello-svc 1.0.0 and 1.214, deploy 1.0.0, roll out 1.214 under load
+demo: setup
+	bash examples/demo.sh
 
 ## setup: create .venv with the pinned toolchain and link this checkout as goship.deploy
 setup: $(VENV)/.installed .collections/ansible_collections/goship/deploy

@@ -2,12 +2,13 @@
 # Debian packages the lab runs on this machine, installed in one apt-get call when any is
 # missing (root on Debian). What each provides: dockerd, mmdebstrap, haproxy + socat
 # (its admin socket), PostgreSQL server and client, ssh for Ansible; lintian and unzip for
-# the package and bundle tests; wrk for the load through HAProxy during rollouts.
+# the package and bundle tests; wrk for the load through HAProxy during rollouts; chromium opens
+# the HTML deploy report in its browser test.
 source "$(dirname "$0")/lib.sh"
 
 declare -A need=([dockerd]=docker.io [mmdebstrap]=mmdebstrap [haproxy]=haproxy [socat]=socat
                  [ssh]=openssh-client [psql]=postgresql-client [curl]=curl
-                 [lintian]=lintian [unzip]=unzip [wrk]=wrk)
+                 [lintian]=lintian [unzip]=unzip [wrk]=wrk [chromium]=chromium)
 missing=()
 for cmd in "${!need[@]}"; do command -v "$cmd" >/dev/null || missing+=("${need[$cmd]}"); done
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)

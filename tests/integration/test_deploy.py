@@ -1,0 +1,180 @@
+"""playbooks/deploy.yml on the lab: real hosts found through the EC2 API, releases from the lab's
+S3, migrations on its PostgreSQL, drained from its HAProxy, the ledger and lock in S3.
+
+Scenarios, in order (each builds on the fleet the one before left): a first rollout to every host;
+a re-run of the same version changes nothing; an upgrade whose report (the ledger entry) matches
+what each host's /status says; requests that fail before any host is touched (no version, a
+version not in S3, the lock held by another run); a release that fails its gate on host 2 only
+(rolled back there, host 3 untouched, the rollout failed and says so); a failing migration
+(no host restarted)."""
+
+import json
+import re
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.lab
+
+APP = "hello-svc"
+FIRST, SECOND, THIRD, BROKEN_MIGRATION = "7.0.0", "7.0.1", "7.0.2", "7.0.3"
+PLAYBOOK = "playbooks/deploy.yml"
+# Makes THIRD fail to start on one host only (a host-specific problem): its binary reports THIRD.
+DROPIN = "/etc/systemd/system/hello-svc.service.d/zz-test-refuse.conf"
+
+
+def hosts(lab):
+    return lab["LAB_HOST_NAMES"].split(",")
+
+
+def deploy(run, version=None, *extra, check=True):
+    args = ["ansible-playbook", PLAYBOOK] + (["-e", f"version={version}"] if version else []) + list(extra)
+    return run(*args, check=check, timeout=600)
+
+
+def recap(proc):
+    """{host: (changed, failed)} from the PLAY RECAP."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+        r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout, re.M)}
+
+
+def status_versions(run):
+    proc = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.uri",
+               "-a", "url=http://127.0.0.1:8080/status return_content=true", check=False)
+    versions = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
+        if match:
+            versions[match.group(1)] = json.loads(match.group(2))["json"]["version"]
+    return versions
+
+
+def ledger(s3, lab, name):
+    body = s3.get_object(Bucket=lab["S3_LEDGER_BUCKET"], Key=f"ledger/{APP}/lab/{name}")["Body"].read()
+    return json.loads(body)
+
+
+def last_history(s3, lab):
+    listed = s3.list_objects_v2(Bucket=lab["S3_LEDGER_BUCKET"], Prefix=f"ledger/{APP}/lab/history/")
+    newest = sorted(item["Key"] for item in listed.get("Contents", []))[-1]
+    return json.loads(s3.get_object(Bucket=lab["S3_LEDGER_BUCKET"], Key=newest)["Body"].read())
+
+
+def history_count(s3, lab):
+    listed = s3.list_objects_v2(Bucket=lab["S3_LEDGER_BUCKET"], Prefix=f"ledger/{APP}/lab/history/")
+    return len(listed.get("Contents", []))
+
+
+@pytest.fixture(scope="module")
+def releases(run, lab, s3, purge_s3, repo):
+    """Four releases in S3: three good ones and one whose last migration fails."""
+    purge_s3(lab["S3_LEDGER_BUCKET"], f"ledger/{APP}/lab/")
+    broken = repo / "build" / "deploy-test-broken-migration"
+    shutil.rmtree(broken, ignore_errors=True)
+    shutil.copytree(repo / "examples" / APP, broken)
+    (broken / "migrations" / "0099_broken.sql").write_text("CREATE TABLE deploy_half_done (id integer);\nSELECT 1 / 0;\n")
+    for version, src in ((FIRST, None), (SECOND, None), (THIRD, None), (BROKEN_MIGRATION, broken)):
+        extra = {"version": version, "go_build_run_tests": False, "goship_build_upload": True}
+        if src:
+            extra["goship_build_src"] = str(src)
+        run("ansible-playbook", "playbooks/build.yml", "-e", json.dumps(extra), timeout=600)
+    yield
+    run("ansible", "app_hello_svc", "-m", "ansible.builtin.shell", "-a",
+        f"apt-get purge -y {APP}; rm -rf /etc/systemd/system/{APP}.service /etc/systemd/system/{APP}.socket"
+        f" /etc/systemd/system/{APP}.service.d /var/cache/goship/{APP}; systemctl daemon-reload", check=False)
+
+
+def test_first_rollout_reaches_every_host(run, lab, s3, releases):
+    proc = deploy(run, FIRST)
+    assert status_versions(run) == {host: FIRST for host in hosts(lab)}
+    assert ledger(s3, lab, "current.json")["version"] == FIRST
+    assert all(changed > 0 and failed == 0 for host, (changed, failed) in recap(proc).items() if host != "localhost")
+
+
+def test_a_rerun_of_the_same_version_changes_nothing(run, lab, s3, releases):
+    entries = history_count(s3, lab)
+    proc = deploy(run, FIRST)
+    assert all(changed == 0 and failed == 0 for changed, failed in recap(proc).values()), proc.stdout[-2500:]
+    assert set(recap(proc)) == set(hosts(lab)) | {"localhost"}
+    assert history_count(s3, lab) == entries   # a no-op records nothing and takes no lock
+    assert "Drain" not in proc.stdout and "Release " + FIRST not in proc.stdout
+
+
+def test_upgrade_report_matches_what_the_hosts_run(run, lab, s3, releases):
+    deploy(run, SECOND)
+    report = last_history(s3, lab)
+    assert report["result"] == "succeeded" and report["version"] == SECOND
+    assert report["artifact"]["key"] == f"{APP}/{SECOND}/{APP}_{SECOND}_amd64.deb"
+    assert len(report["artifact"]["sha256"]) == 64
+    running = status_versions(run)
+    assert {h["host"]: h["version_after"] for h in report["hosts"]} == running == {h: SECOND for h in hosts(lab)}
+    for entry in report["hosts"]:
+        assert entry["outcome"] == "upgraded" and entry["version_before"] == FIRST
+        assert entry["instance_id"].startswith("i-")
+        assert entry["health"] == f"healthy, version {SECOND}"
+        assert {"install", "restart", "gate"} <= set(entry["phases"])
+    assert ledger(s3, lab, "current.json")["version"] == SECOND
+
+
+@pytest.mark.parametrize("args, says", [
+    ((), "pass the version to deploy"),
+    (("-e", "version=v7"), "must start with a digit"),
+    (("-e", "version=9.9.9"), f"{APP}/9.9.9/{APP}_9.9.9_amd64.deb"),
+])
+def test_bad_requests_fail_before_any_host_is_touched(run, lab, releases, args, says):
+    proc = run("ansible-playbook", PLAYBOOK, *args, check=False, timeout=300)
+    assert proc.returncode != 0
+    assert says in proc.stdout + proc.stderr
+    assert set(recap(proc)) == {"localhost"}, proc.stdout[-2000:]
+    assert status_versions(run) == {host: SECOND for host in hosts(lab)}
+
+
+def test_a_held_lock_refuses_the_rollout(run, lab, s3, releases):
+    key = f"ledger/{APP}/lab/lock.json"
+    holder = {"holder": "someone-else", "controller": "ci-runner-7", "pid": 4242, "version": "7.9.9",
+              "started": "2026-12-06T01:02:03Z", "run_id": "other-run"}
+    s3.put_object(Bucket=lab["S3_LEDGER_BUCKET"], Key=key, Body=json.dumps(holder).encode())
+    try:
+        proc = deploy(run, THIRD, check=False)
+        assert proc.returncode != 0
+        text = proc.stdout + proc.stderr
+        assert "someone-else on ci-runner-7 (pid 4242)" in text and "7.9.9" in text
+        assert "goship_break_lock=true" in text
+        assert status_versions(run) == {host: SECOND for host in hosts(lab)}
+        assert json.loads(s3.get_object(Bucket=lab["S3_LEDGER_BUCKET"], Key=key)["Body"].read())["run_id"] == "other-run"
+    finally:
+        s3.delete_object(Bucket=lab["S3_LEDGER_BUCKET"], Key=key)
+
+
+def test_a_release_failing_on_host_two_is_rolled_back_there_and_stops_the_rollout(run, lab, s3, releases):
+    first, second, third = hosts(lab)
+    run("ansible", second, "-m", "ansible.builtin.shell", "-a",
+        f"mkdir -p {DROPIN.rsplit('/', 1)[0]} && printf '[Service]\\nExecStartPre=/bin/sh -c \"! /usr/bin/{APP} -version"
+        f" | grep -qx {THIRD}\"\\n' > {DROPIN} && systemctl daemon-reload")
+    try:
+        proc = deploy(run, THIRD, check=False)
+    finally:
+        run("ansible", second, "-m", "ansible.builtin.shell", "-a", f"rm -f {DROPIN} && systemctl daemon-reload")
+    assert proc.returncode != 0
+    assert status_versions(run) == {first: THIRD, second: SECOND, third: SECOND}
+    report = last_history(s3, lab)
+    outcomes = {h["host"]: h["outcome"] for h in report["hosts"]}
+    assert report["result"] == "failed"
+    assert outcomes == {first: "upgraded", second: "rolled_back", third: "skipped"}
+    failed = next(h for h in report["hosts"] if h["host"] == second)
+    assert "journal" in failed["message"] and f"Rolled back to {SECOND}" in failed["message"]
+    assert ledger(s3, lab, "current.json")["version"] == SECOND
+    assert f"{second}: rolled_back" in proc.stdout
+
+
+def test_a_failing_migration_restarts_no_host(run, lab, s3, releases):
+    before = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.command", "-a",
+                 f"systemctl show -p InvocationID --value {APP}.service").stdout
+    proc = deploy(run, BROKEN_MIGRATION, check=False)
+    after = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.command", "-a",
+                f"systemctl show -p InvocationID --value {APP}.service").stdout
+    assert proc.returncode != 0
+    assert "migrations failed" in proc.stdout and "0099_broken.sql" in proc.stdout
+    assert sorted(before.splitlines()) == sorted(after.splitlines())
+    report = last_history(s3, lab)
+    assert report["result"] == "failed" and {h["outcome"] for h in report["hosts"]} <= {"skipped", "unchanged"}
