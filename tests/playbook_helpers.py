@@ -45,3 +45,15 @@ def run_module_tasks(run, module, connection, tasks, tmp_path, secrets=(), timeo
     for secret in secrets:
         assert secret not in output
     return json.loads(results_file.read_text()), output
+
+
+def status_versions(run, group="app_hello_svc", port=8080):
+    """{host: version its /status reports}, read on each host of ``group`` with ansible's uri."""
+    proc = run("ansible", group, "-o", "-m", "ansible.builtin.uri",
+               "-a", f"url=http://127.0.0.1:{port}/status return_content=true", check=False)
+    versions = {}
+    for line in proc.stdout.splitlines():
+        match = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
+        if match:
+            versions[match.group(1)] = json.loads(match.group(2))["json"]["version"]
+    return versions

@@ -139,7 +139,10 @@ def render_table(report: dict) -> str:
     hosts = _hosts(report)
     rows = [list(COLUMNS)] + [[_flat(cell, 60) for cell in _row(h)] for h in hosts]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
-    fmt = lambda row: '  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()  # noqa: E731
+
+    def fmt(row):
+        return '  '.join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip()
+
     lines = [fmt(rows[0]), '  '.join('-' * w for w in widths)] + [fmt(row) for row in rows[1:]]
     summary = 'result: %s, %d host%s' % (_s(report.get('result')) or 'unknown', len(hosts), '' if len(hosts) == 1 else 's')
     lines.append(summary + (': ' + _counts(hosts) if hosts else ''))
@@ -193,8 +196,8 @@ footer{margin-top:32px;color:var(--muted);font-size:12px}
 
 
 def _outcome_style(outcome: str, part: str = 'cell') -> str:
-    fg, bg, bar = COLOURS.get(outcome, COLOURS[''])
-    return 'background-color:%s' % bar if part == 'bar' else 'color:%s;background:%s' % (fg, bg)
+    fg, bg, tint = COLOURS.get(outcome, COLOURS[''])
+    return 'background-color:%s' % tint if part == 'bar' else 'color:%s;background:%s' % (fg, bg)
 
 
 def _result_badge(result: str) -> str:
@@ -258,7 +261,7 @@ def _host_table(hosts: List[Dict[str, Any]]) -> List[str]:
 
 def _timeline(hosts: List[Dict[str, Any]]) -> List[str]:
     phases = [_phases(h) for h in hosts]
-    longest = max([sum(s for _, s in p) for p in phases] + [0.0])
+    longest = max([sum(secs for _phase, secs in p) for p in phases] + [0.0])
     out = ['<h2>Timeline</h2>', '<div class="timeline" id="timeline">']
     for host, parts in zip(hosts, phases):
         outcome = _s(host.get('outcome'))
@@ -270,7 +273,7 @@ def _timeline(hosts: List[Dict[str, Any]]) -> List[str]:
                             'style="width:%.2f%%;%s">%s</span>' % (
                                 _e(phase), '%g' % secs, _e(phase), secs, width, _outcome_style(outcome, 'bar'),
                                 _e(label)))
-        total = sum(s for _, s in parts)
+        total = sum(secs for _phase, secs in parts)
         out.append('<div class="name" title="%s">%s</div>' % (_e(outcome), _e(host.get('host'))))
         out.append('<div class="track" data-host="%s" data-outcome="%s">%s</div>' % (
             _e(host.get('host')), _e(outcome), ''.join(segments) or '<span class="none">no phases recorded</span>'))

@@ -505,29 +505,34 @@ class Release:
         said = '%s %s was not released on this host: %s. Unit %s, %d restarts%s.' % (
             req.name, req.version, failure, diag['active_state'], diag['restarts'],
             '; journal: %s' % tail if tail else '')
-        previous_ok = before and before != req.version and self.cached_sha256(before)
-        if not previous_ok:
+        same_version = before == req.version   # only the files changed: put them back
+        if not before or not (same_version or self.cached_sha256(before)):
             self._record('failed', req.version)
             why = ('nothing to roll back to (first install)' if not before
-                   else 'the release was already installed (a configuration change failed; the files were put back)'
-                   if before == req.version
                    else 'no verified cached package of %s to roll back to' % before)
-            if before == req.version:
-                self._restore(backups)
             result.update(outcome='failed', version_after=self.host.installed_version(req.package_name),
                           failed=True, msg='%s %s; %s.' % (said, why[0].upper() + why[1:], DRAIN_WORDS[req.drain]))
             return result
+        what = 'the previous files' if same_version else before
         try:
             self._restore(backups)
-            self._apply(before, {}, reinstall=True)
+            self._apply(before, {}, reinstall=not same_version)
             back = self._gate(before)
             if not back.passed:
-                raise ReleaseError('%s failed its health gate too: %s' % (before, back.observation))
+                raise ReleaseError('%s failed its health gate too: %s' % (what, back.observation))
         except ReleaseError as exc:
             self._record('failed', req.version)
             result.update(outcome='failed', version_after=self.host.installed_version(req.package_name), failed=True,
                           msg='%s The rollback to %s failed too (%s); %s and needs a person.'
-                          % (said, before, exc.message, DRAIN_WORDS[req.drain]))
+                          % (said, what, exc.message, DRAIN_WORDS[req.drain]))
+            return result
+        if same_version:
+            self._record('restarted', req.version)   # the release itself stays good here
+            if req.drain == 'consul':
+                self._consul_maintenance(False)
+            self._phase('rollback')
+            result.update(outcome='rolled_back', version_after=before, failed=True,
+                          msg='%s Put the previous files back; %s %s serves again with them.' % (said, req.name, before))
             return result
         self._record('rolled_back', req.version)
         for path in (req.deb(req.version), req.deb(req.version) + '.sha256'):

@@ -13,6 +13,7 @@ import re
 import shutil
 
 import pytest
+from playbook_helpers import status_versions
 
 pytestmark = pytest.mark.lab
 
@@ -36,17 +37,6 @@ def recap(proc):
     """{host: (changed, failed)} from the PLAY RECAP."""
     return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
         r"^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)", proc.stdout, re.M)}
-
-
-def status_versions(run):
-    proc = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.uri",
-               "-a", "url=http://127.0.0.1:8080/status return_content=true", check=False)
-    versions = {}
-    for line in proc.stdout.splitlines():
-        match = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
-        if match:
-            versions[match.group(1)] = json.loads(match.group(2))["json"]["version"]
-    return versions
 
 
 def ledger(s3, lab, name):
@@ -178,3 +168,13 @@ def test_a_failing_migration_restarts_no_host(run, lab, s3, releases):
     assert sorted(before.splitlines()) == sorted(after.splitlines())
     report = last_history(s3, lab)
     assert report["result"] == "failed" and {h["outcome"] for h in report["hosts"]} <= {"skipped", "unchanged"}
+
+
+def test_rollback_returns_every_host_to_the_previous_good_release(run, lab, s3, releases):
+    # The ledger: FIRST and SECOND succeeded (current: SECOND); THIRD and BROKEN_MIGRATION failed.
+    proc = run("ansible-playbook", "playbooks/rollback.yml", timeout=600)
+    assert status_versions(run) == {host: FIRST for host in hosts(lab)}
+    assert ledger(s3, lab, "current.json")["version"] == FIRST
+    assert "DEPLOY REPORT" in proc.stdout
+    run("ansible-playbook", "playbooks/rollback.yml", "-e", f"version={SECOND}", timeout=600)
+    assert status_versions(run) == {host: SECOND for host in hosts(lab)}

@@ -17,6 +17,7 @@ import subprocess
 import time
 
 import pytest
+from playbook_helpers import status_versions
 
 pytestmark = pytest.mark.lab
 
@@ -33,18 +34,6 @@ WRK_SCRIPT = "function delay()\n  return 2\nend\n"
 
 def hosts(lab):
     return lab["LAB_HOST_NAMES"].split(",")
-
-
-def status_versions(run, lab):
-    """{host: version reported by /status} read on each host."""
-    proc = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.uri",
-               "-a", "url=http://127.0.0.1:8080/status return_content=true", check=False)
-    versions = {}
-    for line in proc.stdout.splitlines():
-        match = re.match(r"^(\S+) \| SUCCESS => (\{.*\})$", line)
-        if match:
-            versions[match.group(1)] = json.loads(match.group(2))["json"]["version"]
-    return versions
 
 
 class Load:
@@ -124,7 +113,7 @@ def releases(run, lab, s3):
 def fleet(run, lab, releases):
     """Every lab host on the first release (from S3), serving through HAProxy; purged afterwards."""
     rollout(run, releases[0])
-    assert status_versions(run, lab) == {host: releases[0] for host in hosts(lab)}
+    assert status_versions(run) == {host: releases[0] for host in hosts(lab)}
     yield hosts(lab)
     run("ansible", "app_hello_svc", "-m", "ansible.builtin.shell", "-a",
         f"apt-get purge -y {APP}; rm -f /etc/systemd/system/{APP}.service /etc/systemd/system/{APP}.socket;"
@@ -135,7 +124,7 @@ def test_drained_socket_activated_rollout_drops_no_request(run, lab, fleet, rele
     with Load(lab, tmp_path, "go_service rollout (drain + socket activation)", capsys) as load:
         proc = rollout(run, releases[1], verbose=True)
         result = load.stop()
-    assert status_versions(run, lab) == {host: releases[1] for host in fleet}
+    assert status_versions(run) == {host: releases[1] for host in fleet}
     recap = re.findall(r"^(\S+)\s+: ok=\d+\s+changed=[1-9]\d*\s+unreachable=0\s+failed=0", proc.stdout, re.M)
     assert sorted(recap) == sorted(fleet), proc.stdout[-3000:]
     assert result["requests"] > 1000, result

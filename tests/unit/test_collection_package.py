@@ -33,3 +33,15 @@ def test_collection_builds_and_installs(repo, ansible_env, tmp_path):
     installed = dest / "ansible_collections" / "goship" / "deploy"
     assert (installed / "MANIFEST.json").is_file()
     assert (installed / "meta" / "runtime.yml").is_file()
+
+    # A site repository (examples/site) uses the installed collection: its playbooks, one
+    # import_playbook each, resolve and parse from there.
+    site = tmp_path / "site"
+    subprocess.run(["cp", "-r", str(repo / "examples" / "site"), str(site)], check=True)
+    env = dict(ansible_env, ANSIBLE_CONFIG=str(site / "ansible.cfg"), ANSIBLE_COLLECTIONS_PATH=str(dest))
+    for playbook in ("deploy.yml", "rollback.yml"):
+        check = subprocess.run(
+            ["ansible-playbook", "-i", "localhost,", "--syntax-check", playbook],
+            cwd=site, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert check.returncode == 0, check.stdout + check.stderr
