@@ -52,21 +52,25 @@ trap 'rm -rf "$stale_copy"; bash lab/down.sh' EXIT
 # System packages the suites use (Docker, PostgreSQL, HAProxy, lintian, ...), before any suite.
 bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }
 
-# The lab comes up while the unit suites run; integration and the molecule scenarios need it.
+# The lab comes up while the short static suites run; integration and molecule need it.
 suite_bg lab bash lab/up.sh
 suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
-suite unit python -m pytest tests/unit
 suite lint ansible-lint --nocolor -q
 suite sanity bash tests/sanity/run.sh
 if suite_wait lab; then
-  # Two lanes: the integration tests beside the scenarios that need no lab services, then the
-  # two scenarios on the lab's network side by side.
+  # Two lanes: the integration tests beside the scenarios that need no lab services; then the
+  # two scenarios on the lab's network side by side, with the unit suite (which needs no lab
+  # and keeps the CPU busy while those wait on their hosts).
   suite_bg molecule-host molecule test -s default -s systemd_unit
   suite integration python -m pytest tests/integration
   suite_wait molecule-host
+  suite_bg unit python -m pytest tests/unit
   suite_bg molecule-consul molecule test -s consul_agent
   suite molecule-go-service molecule test -s go_service
   suite_wait molecule-consul
+  suite_wait unit
+else
+  suite unit python -m pytest tests/unit
 fi
 
 ((failed == 0)) || echo "failed suites: ${failures[*]}"
