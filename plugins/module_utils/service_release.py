@@ -413,7 +413,7 @@ class Release:
                 raise ReleaseError('Migrations of %s %s failed; that file was rolled back, nothing after it was '
                                    'applied, and no service was restarted: %s'
                                    % (req.name, req.version, ' | '.join((out.splitlines() + err.splitlines())[-5:])),
-                                   {'applied': applied, 'phases': self.phases})
+                                   {'applied': applied, 'phases': self.phases, 'changed': bool(applied)})
             return {'changed': bool(applied), 'applied': applied, 'phases': self.phases}
         finally:
             shutil.rmtree(work, ignore_errors=True)

@@ -345,8 +345,8 @@ def main():
             result['phases'] = release.phases
         else:
             result = release.deploy()
-    except GoshipError as exc:
-        module.fail_json(**exc.result())
+    except GoshipError as exc:   # raised before anything was changed (or with changed in its details)
+        module.fail_json(**dict({'changed': False}, **exc.result()))
     if result.get('failed'):
         module.fail_json(**result)
     module.exit_json(**result)

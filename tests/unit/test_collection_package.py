@@ -21,7 +21,7 @@ def test_collection_builds_and_installs(repo, ansible_env, tmp_path):
     assert "meta/runtime.yml" in names and "README.md" in names
     # Nothing private or machine-local is shipped.
     for name in names:
-        assert not name.startswith((".venv", ".collections", "lab/.state", ".git/")), name
+        assert not name.startswith((".venv", ".collections", "lab/.state", ".git/", "build/", "reports/")), name
         assert "__pycache__" not in name, name
 
     dest = tmp_path / "installed"
