@@ -330,6 +330,27 @@ class Release:
             'unit': unit,
         }
 
+    def stage(self, path: str) -> None:
+        """Move the package copied to `path` into the cache once it proves to be the release."""
+        req = self.req
+        if not req.sha256:
+            raise ReleaseError('staging a package needs the sha256 it must have. Nothing was changed.')
+        digest = sha256_file(path)
+        if digest != req.sha256:
+            raise ReleaseError('the copied package has SHA-256 %s, expected %s: the copy is corrupt or not '
+                               'the release. Nothing was changed.' % (digest, req.sha256))
+        os.makedirs(req.cache_dir, mode=0o700, exist_ok=True)
+        dest = req.deb(req.version)
+        shutil.move(path, dest)
+        os.chown(dest, 0, 0)
+        os.chmod(dest, 0o600)
+        try:
+            self._verify_package()
+        except ReleaseError:
+            os.unlink(dest)
+            raise
+        self._phase('stage')
+
     def _socket_holds_port(self) -> bool:
         state = self.host.unit(self.req.name + '.socket')
         return state.get('LoadState') == 'loaded' and (

@@ -166,10 +166,46 @@ options:
     description: Journal lines of the unit returned (and quoted) when the release fails.
     type: int
     default: 20
+  package_src:
+    description:
+      - "With O(state=checked): the package on the controller. When the host needs the release
+        and its cache lacks a verified copy, it is copied over and moved into O(cache_dir) once
+        its SHA-256 matches O(sha256) (needed with this option). The same call then reports
+        RV(cached) true and RV(staged) true."
+      - Handled by the action plugin on the controller.
+    type: path
+  haproxy:
+    description:
+      - "With O(state=deployed): drain the host from an HAProxy backend before the release and
+        put it back after (when it serves a good release, or when nothing was changed), through
+        HAProxy's runtime API from the controller; the seconds are returned as the C(drain) and
+        C(undrain) phases. The host stays drained when the release failed and could not be
+        rolled back. Implies O(drain=external)."
+      - Handled by the action plugin on the controller.
+    type: dict
+    suboptions:
+      socket:
+        description: The admin socket, as seen from the controller, a Unix socket path or C(HOST:PORT) (C(stats socket ... level admin)).
+        type: str
+        required: true
+      backend: {description: The backend., type: str, required: true}
+      server: {description: The host's server name in that backend., type: str, required: true}
+      timeout:
+        description: Seconds to wait until HAProxy reports the server drained (no sessions left) or up again.
+        type: float
+        default: 30
+  stage_from:
+    description:
+      - With O(state=checked), a package file already on the host to move into the cache (the
+        action plugin sets it after copying O(package_src)); its SHA-256 must be O(sha256).
+    type: path
 attributes:
+  action:
+    support: full
+    description: The copy of O(package_src) and the HAProxy drain run on the controller.
   check_mode:
     support: full
-    description: O(state=deployed) reports what it would do; nothing is written, installed or restarted.
+    description: O(state=deployed) reports what it would do; nothing is written, installed, copied, drained or restarted.
   diff_mode:
     support: none
     description: Not supported; RV(reasons) says what differs.
@@ -230,6 +266,10 @@ reasons:
   elements: str
 cached:
   description: Whether the package of O(version) is in the host cache with a verified SHA-256.
+  returned: state=checked
+  type: bool
+staged:
+  description: Whether this call copied the package into the host cache (O(package_src)).
   returned: state=checked
   type: bool
 health:
@@ -298,6 +338,12 @@ ARGUMENT_SPEC = dict(
     migrations_dir=dict(type='str'),
     migrations_table=dict(type='str', default='goship_schema_migrations'),
     migrate_lock_wait=dict(type='int', default=300),
+    # Taken out by the action plugin (controller side); listed so the module documents them.
+    package_src=dict(type='path'),
+    haproxy=dict(type='dict', options=dict(
+        socket=dict(type='str', required=True), backend=dict(type='str', required=True),
+        server=dict(type='str', required=True), timeout=dict(type='float', default=30))),
+    stage_from=dict(type='path'),
 )
 REQUIRED_IF = [('state', 'migrated', ['database', 'migrations_dir'])]
 
@@ -341,7 +387,10 @@ def main():
                 params['database'], params['migrations_dir'], params['migrations_table'], params['migrate_lock_wait'])
         elif params['state'] == 'checked':
             result = release.check()
-            result['changed'] = False
+            result['changed'] = result['staged'] = False
+            if params['stage_from'] and result['needs_release'] and not result['cached'] and not module.check_mode:
+                release.stage(params['stage_from'])
+                result.update(changed=True, staged=True, cached=True)
             result['phases'] = release.phases
         else:
             result = release.deploy()
