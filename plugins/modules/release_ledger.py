@@ -176,8 +176,9 @@ def run(module, ledger):
     return dict(changed=True, keys=keys, unlocked=released, history=ledger.history(params['limit']))
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
+def main(module=None):
+    """`module` is given when the action plugin runs this on the controller, in its own process."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     aws.require_boto3(module)
     params = module.params
     try:
