@@ -1,16 +1,21 @@
 """A 3-host serial rollout with playbooks/deploy.yml against the least work that does the same,
 measured in the same run on the lab's hosts.
 
-    .venv/bin/python bench/rollout.py [--pairs 3]
+    .venv/bin/python bench/rollout.py [--rounds 3]
 
-The floor is a plain shell loop over the same hosts, one at a time, over SSH (one master
-connection per host, as Ansible's ControlPersist): copy the .deb, `dpkg -i`, restart the unit,
-poll /status until it reports the new version. Ours is `ansible-playbook playbooks/deploy.yml`
-(serial 1, HAProxy drain and undrain, health gate with its stability window, ledger and lock,
-inventory from the EC2 API). The two alternate, every run a real upgrade (the version flips
-between two releases each run). Then the no-op: deploy.yml again with the version already on
-every host (changed count must be 0). Prints each run, the medians and the ratio ours/floor;
-the last line is the headline. No asserts: a measurement. Needs `make lab-up`; builds the two
+Contenders, all serial 1 over the same hosts and SSH:
+- floor: a plain shell loop (one master connection per host, as Ansible's ControlPersist):
+  copy the .deb, `dpkg -i`, restart the unit, poll /status until it reports the new version;
+- peer: the common Ansible way, bench/peer/ansistrano_style.yml (release directory, copy,
+  symlink, apt, restart, poll), inventory from the EC2 API;
+- ours: `ansible-playbook playbooks/deploy.yml` (inventory from the EC2 API, ledger and lock,
+  staging, HAProxy drain and undrain, health gate) with the gate's stability window at 0 s, so
+  it waits no longer than the others do;
+- ours-lab: the same with the lab's settings (a 1 s stability window per host).
+Each round runs every contender once, each leading a round in turn, every run a real upgrade
+(the version flips between two releases each run). Then the no-op: deploy.yml again with the
+version already on every host (changed count must be 0). Prints each run, the medians and the
+ratios against the floor; the last line is the headline. No asserts: a measurement. Needs `make lab-up`; builds the two
 releases into S3 first (once). Talks only to the lab's hosts and services.
 """
 
@@ -74,9 +79,9 @@ def changed_total(stdout):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
-    parser.add_argument("--pairs", type=int, default=3, help="floor/ours pairs (3-10)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every contender (3-10)")
     args = parser.parse_args()
-    pairs = max(3, min(args.pairs, 10))
+    rounds = max(3, min(args.rounds, 10))
     if not LAB_ENV.exists():
         sys.exit("the lab is down: make lab-up")
     lab, env = lab_env(), tool_env()
@@ -88,40 +93,48 @@ def main():
     # Start from the first release everywhere, through deploy.yml (so the hosts are set up).
     timed(["ansible-playbook", "playbooks/deploy.yml", "-e", f"version={RELEASES[0]}"], env)
 
-    rows, floor_s, ours_s = [], [], []
+    deploy = ["ansible-playbook", "playbooks/deploy.yml"]
+    contenders = {
+        # name: (what it is, command for a version and its .deb)
+        "floor": ("shell loop, no drain or gate", lambda version, deb: ["bash", "-c", FLOOR]),
+        "peer": ("ansistrano-style playbook", lambda version, deb: [
+            "ansible-playbook", "bench/peer/ansistrano_style.yml", "-e", f"version={version}", "-e", f"deb={deb}"]),
+        "ours": ("deploy.yml, stable 0 s", lambda version, deb: deploy + [
+            "-e", f"version={version}", "-e", "go_service_health_stable=0"]),
+        "ours-lab": ("deploy.yml, lab settings", lambda version, deb: deploy + ["-e", f"version={version}"]),
+    }
+    names = list(contenders)
+    seconds_of = {name: [] for name in names}
     current = 0
     with tempfile.TemporaryDirectory(prefix="bench-rollout.") as tmp:
-        for pair in range(pairs):
-            for contender in (("floor", "ours") if pair % 2 == 0 else ("ours", "floor")):
-                current = 1 - current
+        for rnd in range(rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]   # each contender leads a round in turn
+            for name in order:
+                current = 1 - current   # every run is a real upgrade
                 version = RELEASES[current]
-                if contender == "floor":
-                    deb = REPO / "build" / version / f"{APP}_{version}_amd64.deb"
-                    floor_env = dict(env, ADDRS=addrs, KEY=lab["LAB_SSH_KEY"], DEB=str(deb), APP=APP,
-                                     VERSION=version, TMP=tmp)
-                    seconds, _proc = timed(["bash", "-c", FLOOR], floor_env)
-                    floor_s.append(seconds)
-                else:
-                    seconds, _proc = timed(["ansible-playbook", "playbooks/deploy.yml", "-e", f"version={version}"], env)
-                    ours_s.append(seconds)
-                rows.append((pair + 1, contender, version, seconds))
-                print(f"pair {pair + 1}  {contender:5}  -> {version}  {seconds:6.2f} s", flush=True)
+                deb = REPO / "build" / version / f"{APP}_{version}_amd64.deb"
+                run_env = dict(env, ADDRS=addrs, KEY=lab["LAB_SSH_KEY"], DEB=str(deb), APP=APP, VERSION=version, TMP=tmp)
+                seconds, _proc = timed(contenders[name][1](version, deb), run_env)
+                seconds_of[name].append(seconds)
+                print(f"round {rnd + 1}  {name:8}  -> {version}  {seconds:6.2f} s", flush=True)
         noop = []
         for _round in range(3):
-            seconds, proc = timed(["ansible-playbook", "playbooks/deploy.yml", "-e", f"version={RELEASES[current]}"], env)
+            seconds, proc = timed(deploy + ["-e", f"version={RELEASES[current]}"], env)
             noop.append((seconds, changed_total(proc.stdout)))
-            print(f"no-op  ours   =  {RELEASES[current]}  {seconds:6.2f} s  changed={noop[-1][1]}", flush=True)
+            print(f"no-op     ours      =  {RELEASES[current]}  {seconds:6.2f} s  changed={noop[-1][1]}", flush=True)
 
-    floor_m, ours_m = statistics.median(floor_s), statistics.median(ours_s)
+    median = {name: statistics.median(values) for name, values in seconds_of.items()}
     noop_m = statistics.median(s for s, _c in noop)
     hosts = len(addrs.split())
     print()
-    print(f"{'':22}{'median s':>10}{'s/host':>9}")
-    print(f"{'floor (shell loop)':22}{floor_m:10.2f}{floor_m / hosts:9.2f}")
-    print(f"{'ours (deploy.yml)':22}{ours_m:10.2f}{ours_m / hosts:9.2f}")
-    print(f"{'ours no-op':22}{noop_m:10.2f}{'':9}  changed={max(c for _s, c in noop)}")
-    print(f"rollout of {hosts} hosts, serial 1: ours/floor = {ours_m / floor_m:.2f} "
-          f"(ours {ours_m:.1f} s, floor {floor_m:.1f} s, {pairs} pairs); no-op {noop_m:.1f} s")
+    print(f"{'':10}{'':30}{'median s':>10}{'s/host':>9}{'/floor':>8}")
+    for name in names:
+        print(f"{name:10}{contenders[name][0]:30}{median[name]:10.2f}{median[name] / hosts:9.2f}"
+              f"{median[name] / median['floor']:8.2f}")
+    print(f"{'no-op':10}{'deploy.yml, same version':30}{noop_m:10.2f}{'':17}  changed={max(c for _s, c in noop)}")
+    print(f"rollout of {hosts} hosts, serial 1, {rounds} rounds: ours/floor = {median['ours'] / median['floor']:.2f}, "
+          f"ours/peer = {median['ours'] / median['peer']:.2f} (lab settings: {median['ours-lab'] / median['floor']:.2f} "
+          f"of the floor); no-op {noop_m:.1f} s")
 
 
 if __name__ == "__main__":
