@@ -656,17 +656,28 @@ set -a
 . "$ENV_FILE"
 set +a
 
+dry_run=0
+[ "${1:-}" = --dry-run ] && dry_run=1
+if [ "$dry_run" = 1 ]; then
+    PGOPTIONS="${PGOPTIONS:-} -c default_transaction_read_only=on"
+    export PGOPTIONS
+fi
+
 plan=$(mktemp)
 trap 'rm -f "$plan"' EXIT
 trap 'exit 1' HUP INT TERM
 count=0
 {
-    printf '%s\\n' "SET lock_timeout = '${LOCK_WAIT}s';"
-    printf '%s\\n' "SELECT pg_advisory_lock($LOCK_KEY);"
-    printf '%s\\n' "SET lock_timeout = 0;"
-    printf '%s\\n' "SET client_min_messages = warning;"
-    printf '%s\\n' "CREATE TABLE IF NOT EXISTS $TABLE (filename text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
-    printf '%s\\n' "RESET client_min_messages;"
+    if [ "$dry_run" = 1 ]; then
+        printf '%s\\n' "SELECT to_regclass('$TABLE') IS NOT NULL AS goship_has_table \\gset"
+    else
+        printf '%s\\n' "SET lock_timeout = '${LOCK_WAIT}s';"
+        printf '%s\\n' "SELECT pg_advisory_lock($LOCK_KEY);"
+        printf '%s\\n' "SET lock_timeout = 0;"
+        printf '%s\\n' "SET client_min_messages = warning;"
+        printf '%s\\n' "CREATE TABLE IF NOT EXISTS $TABLE (filename text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now());"
+        printf '%s\\n' "RESET client_min_messages;"
+    fi
     for file in "$dir"/*.sql; do
         [ -f "$file" ] || continue
         name=${file##*/}
@@ -677,6 +688,21 @@ count=0
             *"'"*|*'\\'*) fail "unsafe migration path: $file" ;;
         esac
         count=$((count + 1))
+        if [ "$dry_run" = 1 ]; then
+            cat <<EOF
+\\\\if :goship_has_table
+SELECT NOT EXISTS (SELECT 1 FROM $TABLE WHERE filename = '$name') AS goship_pending \\\\gset
+\\\\else
+\\\\set goship_pending true
+\\\\endif
+\\\\if :goship_pending
+\\\\echo migrate: pending $name
+\\\\else
+\\\\echo migrate: $name already applied
+\\\\endif
+EOF
+            continue
+        fi
         cat <<EOF
 SELECT NOT EXISTS (SELECT 1 FROM $TABLE WHERE filename = '$name') AS goship_pending \\\\gset
 \\\\if :goship_pending
@@ -690,16 +716,21 @@ COMMIT;
 \\\\endif
 EOF
     done
-    printf '%s\\n' "SELECT pg_advisory_unlock($LOCK_KEY);"
+    [ "$dry_run" = 1 ] || printf '%s\\n' "SELECT pg_advisory_unlock($LOCK_KEY);"
 } >"$plan"
 
 if [ "$count" -eq 0 ]; then
     log "no migrations in $dir"
     exit 0
 fi
-log "$count migration file(s) in $dir; waiting up to ${LOCK_WAIT}s for the migration lock"
+if [ "$dry_run" = 1 ]; then
+    log "$count migration file(s) in $dir; dry run: nothing is applied"
+else
+    log "$count migration file(s) in $dir; waiting up to ${LOCK_WAIT}s for the migration lock"
+fi
 # Query results go to /dev/null; \\echo progress lines and errors still show.
 if ! psql -X -q -v ON_ERROR_STOP=1 -o /dev/null -f "$plan"; then
+    [ "$dry_run" = 1 ] && fail "could not list the pending migrations (see above)"
     fail "a migration failed (see above); it was rolled back and nothing after it was applied"
 fi
 log "done"

@@ -399,8 +399,10 @@ class Release:
             return result
         return self._fail(result, look['version_before'], failure, backups)
 
-    def migrate(self, database: Dict[str, Any], migrations_dir: str, table: str, lock_wait: int) -> Dict[str, Any]:
-        """Apply the cached package's pending migrations (nothing is installed or restarted)."""
+    def migrate(self, database: Dict[str, Any], migrations_dir: str, table: str, lock_wait: int,
+                dry_run: bool = False) -> Dict[str, Any]:
+        """Apply the cached package's pending migrations (nothing is installed or restarted); with
+        `dry_run`, list them in a read-only session instead."""
         from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import BundleError, migrate_script
         req = self.req
         self._verify_package()
@@ -410,7 +412,7 @@ class Release:
             found = work + '/pkg' + migrations_dir
             if not os.path.isdir(found):
                 self._phase('migrate')
-                return {'changed': False, 'applied': [], 'phases': self.phases,
+                return {'changed': False, 'applied': [], 'pending': [], 'phases': self.phases,
                         'msg': '%s %s ships no migrations' % (req.package_name, req.version)}
             env_file = work + '/migrate.env'
             lines = ['PGHOST=%s' % database['host'], 'PGPORT=%s' % database.get('port', 5432),
@@ -426,10 +428,17 @@ class Release:
             except BundleError as exc:
                 raise ReleaseError('migration settings: %s. Nothing was changed.' % exc)
             write_atomic(work + '/migrate', script.encode(), 0o700)
-            rc, out, err = self.host.run([work + '/migrate'])
-            applied = [line.split('migrate: applying ', 1)[1] for line in out.splitlines()
-                       if line.startswith('migrate: applying ')]
+            rc, out, err = self.host.run([work + '/migrate'] + (['--dry-run'] if dry_run else []))
+            listed = {kind: [line.split(' ', 2)[2] for line in out.splitlines() if line.startswith('migrate: %s ' % kind)]
+                      for kind in ('applying', 'pending')}
+            applied = listed['applying']
             self._phase('migrate')
+            if dry_run:
+                if rc != 0:
+                    raise ReleaseError('Could not list the pending migrations of %s %s: %s' % (
+                        req.name, req.version, ' | '.join((out.splitlines() + err.splitlines())[-5:])))
+                return {'changed': bool(listed['pending']), 'applied': [], 'pending': listed['pending'],
+                        'phases': self.phases}
             if rc != 0:
                 raise ReleaseError('Migrations of %s %s failed; that file was rolled back, nothing after it was '
                                    'applied, and no service was restarted: %s'

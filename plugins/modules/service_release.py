@@ -38,7 +38,8 @@ options:
         its pending SQL migrations from O(migrations_dir), each file in its own transaction with
         its row in O(migrations_table), under an advisory lock (the runner the CodeDeploy bundle
         ships). A package without that directory has no migrations. Nothing is restarted.
-        Needs C(psql) on the host."
+        Needs C(psql) on the host. In check mode it lists the pending files (RV(pending)) in a
+        read-only session: no table is created, no lock taken."
     type: str
     choices: [checked, deployed, migrated]
     default: deployed
@@ -205,7 +206,9 @@ attributes:
     description: The copy of O(package_src) and the HAProxy drain run on the controller.
   check_mode:
     support: full
-    description: O(state=deployed) reports what it would do; nothing is written, installed, copied, drained or restarted.
+    description: >-
+      O(state=deployed) reports what it would do; nothing is written, installed, copied, drained or restarted.
+      O(state=migrated) lists the pending migrations without applying them.
   diff_mode:
     support: none
     description: Not supported; RV(reasons) says what differs.
@@ -287,6 +290,11 @@ unit_state:
   type: dict
 applied:
   description: The migration files applied by O(state=migrated), in order.
+  returned: state=migrated
+  type: list
+  elements: str
+pending:
+  description: The migration files not applied yet, in order (O(state=migrated) in check mode).
   returned: state=migrated
   type: list
   elements: str
@@ -383,8 +391,8 @@ def main():
             if missing:
                 raise GoshipError('database needs host, name and user; missing: %s. Nothing was changed.'
                                   % ', '.join(missing))
-            result = {'changed': True, 'applied': []} if module.check_mode else release.migrate(
-                params['database'], params['migrations_dir'], params['migrations_table'], params['migrate_lock_wait'])
+            result = release.migrate(params['database'], params['migrations_dir'], params['migrations_table'],
+                                     params['migrate_lock_wait'], dry_run=module.check_mode)
         elif params['state'] == 'checked':
             result = release.check()
             result['changed'] = result['staged'] = False

@@ -6,11 +6,13 @@ a re-run of the same version changes nothing; an upgrade whose report (the ledge
 what each host's /status says; requests that fail before any host is touched (no version, a
 version not in S3, the lock held by another run); a release that fails its gate on host 2 only
 (rolled back there, host 3 untouched, the rollout failed and says so); a failing migration
-(no host restarted)."""
+(no host restarted); rollback.yml to the previous good release; migrate.yml's dry run lists
+what is pending and changes nothing, and applying restarts nothing."""
 
 import json
 import re
 import shutil
+import subprocess
 
 import pytest
 from playbook_helpers import status_versions
@@ -178,3 +180,32 @@ def test_rollback_returns_every_host_to_the_previous_good_release(run, lab, s3, 
     assert "DEPLOY REPORT" in proc.stdout
     run("ansible-playbook", "playbooks/rollback.yml", "-e", f"version={SECOND}", timeout=600)
     assert status_versions(run) == {host: SECOND for host in hosts(lab)}
+
+
+def psql(lab, sql):
+    return subprocess.run(
+        ["psql", "-X", "-At", "-h", "127.0.0.1", "-p", lab["PG_PORT"], "-U", lab["PG_USER"], "-d", lab["PG_DATABASE"],
+         "-c", sql], env={"PGPASSWORD": lab["PG_PASSWORD"], "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, timeout=30, check=True).stdout.strip()
+
+
+def test_migrate_lists_pending_in_check_mode_and_applies_without_restarting(run, lab, s3, releases):
+    invocations = sorted(run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.command", "-a",
+                             f"systemctl show -p InvocationID --value {APP}.service").stdout.splitlines())
+    applied_before = psql(lab, "SELECT filename FROM goship_schema_migrations ORDER BY 1")
+    dry = run("ansible-playbook", "playbooks/migrate.yml", "-e", f"version={BROKEN_MIGRATION}", "--check", timeout=300)
+    assert f"{APP} {BROKEN_MIGRATION}: 1 pending: 0099_broken.sql" in dry.stdout
+    assert psql(lab, "SELECT filename FROM goship_schema_migrations ORDER BY 1") == applied_before
+    assert psql(lab, "SELECT to_regclass('deploy_half_done') IS NULL") == "t"
+    done = run("ansible-playbook", "playbooks/migrate.yml", "-e", f"version={SECOND}", timeout=300)
+    assert f"{APP} {SECOND}: 0 applied" in done.stdout
+    again = run("ansible-playbook", "playbooks/migrate.yml", "-e", f"version={SECOND}", timeout=300)
+    assert all(changed == 0 for changed, _failed in recap(again).values()), again.stdout[-2000:]
+    broken = run("ansible-playbook", "playbooks/migrate.yml", "-e", f"version={BROKEN_MIGRATION}", check=False, timeout=300)
+    assert broken.returncode != 0 and "0099_broken.sql" in broken.stdout
+    assert psql(lab, "SELECT filename FROM goship_schema_migrations ORDER BY 1") == applied_before
+    # Neither run restarted a service or left the deploy lock behind.
+    assert sorted(run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.command", "-a",
+                      f"systemctl show -p InvocationID --value {APP}.service").stdout.splitlines()) == invocations
+    listed = s3.list_objects_v2(Bucket=lab["S3_LEDGER_BUCKET"], Prefix=f"ledger/{APP}/lab/lock.json")
+    assert listed.get("KeyCount", 0) == 0
