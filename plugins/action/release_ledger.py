@@ -9,14 +9,14 @@ from __future__ import annotations
 from ansible.plugins.action import ActionBase
 
 from ansible_collections.goship.deploy.plugins.modules import release_ledger
-from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import run_local
+from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import on_controller, run_local
 
 
 class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
-        if self._connection._load_name.rpartition('.')[2] != 'local':
+        if not on_controller(self._connection):
             return self._execute_module(module_name='goship.deploy.release_ledger', module_args=self._task.args,
                                         task_vars=task_vars)
         return run_local(release_ledger.main, self._task.args, self._task.check_mode,

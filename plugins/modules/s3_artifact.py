@@ -665,9 +665,10 @@ def run(module, params):
     return result
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF,
-                           add_file_common_args=True, supports_check_mode=True)
+def main(module=None):
+    """`module` is given when the action plugin runs this on the controller, in its own process."""
+    module = module or AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF,
+                                     add_file_common_args=True, supports_check_mode=True)
     aws.require_boto3(module)
     params = module.params
     problems = check_arguments(params)

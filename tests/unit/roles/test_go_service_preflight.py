@@ -35,6 +35,8 @@ REJECTED = {
     'zero_timeout': ({'go_service_health_timeout': 0}, 'a timeout and an interval of at least 1 second'),
     'relative_drain_hook': ({'go_service_drain': 'hook', 'go_service_drain_hook': 'drain.yml'}, 'absolute path of a tasks file'),
     'unknown_drain': ({'go_service_drain': 'lb'}, 'go_service_drain'),
+    'haproxy_socket_neither_path_nor_port': ({'go_service_drain': 'haproxy', 'go_service_haproxy_socket': 'lb-1'},
+                                             'an absolute path, or HOST:PORT'),
     'bad_env_name': ({'go_service_environment': {'1BAD': 'x'}}, 'bad names: 1BAD'),
     'multiline_env': ({'go_service_environment': {'GREETING': 'a\nb'}}, 'single-line values'),
     'migrate_without_database': ({'go_service_migrate': True}, 'missing: host, name, user'),
