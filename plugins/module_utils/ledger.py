@@ -169,8 +169,9 @@ class Ledger:
             keys['current'] = self.key('current.json')
         return keys
 
-    def history(self, limit: int = 20) -> List[Dict[str, Any]]:
-        """The newest ``limit`` history entries, newest first."""
+    def history(self, limit: int = 20, version: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The newest ``limit`` history entries, newest first; only those of ``version`` when given
+        (found by key, so an old release costs no more reads than a new one)."""
         keys: List[str] = []
         paginator = self.s3.get_paginator('list_objects_v2')
         try:
@@ -181,6 +182,8 @@ class Ledger:
         except (aws.BotoCoreError, aws.ClientError) as exc:
             raise LedgerError(aws.describe_error(exc, 'list %s' % self.uri('history/'), bucket=self.bucket),
                               {'error': aws.error_details(exc)})
+        if version is not None:
+            keys = [key for key in keys if key.endswith('-%s.json' % version)]
         entries = []
         for key in sorted(keys, reverse=True)[:limit]:
             entry = self.read(key[len(self.base) + 1:])

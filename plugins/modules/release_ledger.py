@@ -23,7 +23,8 @@ description:
   - "O(state=recorded): writes O(entry) as a history entry and, when its C(result) is
     C(succeeded), as C(current.json); with O(run_id), then releases the lock of that run."
   - "O(state=read): returns C(current), the newest O(limit) history entries and the previous
-    good release (the newest succeeded entry of another version than the current one)."
+    good release (the newest succeeded entry of another version than the current one). With
+    O(version), only that version's history entries (what promotion checks)."
 options:
   state:
     description: What to do, see the description.
@@ -50,7 +51,9 @@ options:
     description: Identifies this rollout; the lock records it and only it releases the lock.
     type: str
   version:
-    description: The version being rolled out, recorded in the lock.
+    description:
+      - The version being rolled out, recorded in the lock (O(state=locked)).
+      - With O(state=read), return only this version's history entries.
     type: str
   holder:
     description: Who runs the rollout, recorded in the lock (for example C(alice) or an AWX job).
@@ -111,7 +114,7 @@ history:
   type: list
   elements: dict
 previous:
-  description: The newest succeeded entry of another version than current (the rollback target), or null.
+  description: The newest succeeded entry of another version than current (the rollback target), or null (also with O(version)).
   returned: state=read
   type: dict
 keys:
@@ -156,9 +159,10 @@ def run(module, ledger):
         current = ledger.read('current.json')
         if current:
             current.pop('_etag', None)
-        history = ledger.history(params['limit'])
-        previous = next((entry for entry in history if entry.get('result') == 'succeeded'
-                         and entry.get('version') != (current or {}).get('version')), None)
+        history = ledger.history(params['limit'], version=params['version'])
+        previous = None if params['version'] else next(
+            (entry for entry in history if entry.get('result') == 'succeeded'
+             and entry.get('version') != (current or {}).get('version')), None)
         return dict(changed=False, current=current, history=history, previous=previous)
     if module.check_mode:
         return dict(changed=True)
