@@ -6,9 +6,13 @@ a re-run of the same version changes nothing; an upgrade whose report (the ledge
 what each host's /status says; requests that fail before any host is touched (no version, a
 version not in S3, the lock held by another run); a release that fails its gate on host 2 only
 (rolled back there, host 3 untouched, the rollout failed and says so); a failing migration
-(no host restarted); rollback.yml to the previous good release; migrate.yml's dry run lists
-what is pending and changes nothing, and applying restarts nothing."""
+(no host restarted); rollback.yml to the previous good release, and from the hosts' caches with
+S3 unreachable; migrate.yml's dry run lists
+what is pending and changes nothing, and applying restarts nothing; promote.yml copies a good
+release to two destinations once and refuses one that failed here; provision.yml prepares the
+hosts and changes nothing the second time."""
 
+import hashlib
 import json
 import re
 import shutil
@@ -182,6 +186,22 @@ def test_rollback_returns_every_host_to_the_previous_good_release(run, lab, s3, 
     assert status_versions(run) == {host: SECOND for host in hosts(lab)}
 
 
+def test_rollback_with_s3_unreachable_uses_the_host_caches(run, lab, s3, releases):
+    # The controller's S3 endpoint points at a closed port: the ledger, the lock and the artifacts
+    # are out of reach, as in an S3 outage; the hosts still hold the releases they ran.
+    dead = json.dumps({"goship_aws": {"region": lab["AWS_REGION"], "endpoint_url": "http://127.0.0.1:9",
+                                      "access_key": lab["AWS_ACCESS_KEY_ID"], "secret_key": lab["AWS_SECRET_ACCESS_KEY"]}})
+    entries = history_count(s3, lab)
+    refused = run("ansible-playbook", "playbooks/rollback.yml", "-e", dead, check=False, timeout=300)
+    assert refused.returncode != 0 and "-e version=X -e goship_offline=true" in refused.stdout
+    assert status_versions(run) == {host: SECOND for host in hosts(lab)}
+    proc = run("ansible-playbook", "playbooks/rollback.yml", "-e", dead, "-e", f"version={FIRST}",
+               "-e", "goship_offline=true", timeout=600)
+    assert status_versions(run) == {host: FIRST for host in hosts(lab)}
+    assert "DEPLOY REPORT" in proc.stdout and "3 upgraded" in proc.stdout
+    assert history_count(s3, lab) == entries   # nothing could be written to the ledger
+
+
 def psql(lab, sql):
     return subprocess.run(
         ["psql", "-X", "-At", "-h", "127.0.0.1", "-p", lab["PG_PORT"], "-U", lab["PG_USER"], "-d", lab["PG_DATABASE"],
@@ -209,3 +229,56 @@ def test_migrate_lists_pending_in_check_mode_and_applies_without_restarting(run,
                       f"systemctl show -p InvocationID --value {APP}.service").stdout.splitlines()) == invocations
     listed = s3.list_objects_v2(Bucket=lab["S3_LEDGER_BUCKET"], Prefix=f"ledger/{APP}/lab/lock.json")
     assert listed.get("KeyCount", 0) == 0
+
+
+def test_promote_copies_a_good_release_to_two_destinations_once(run, lab, s3, releases, purge_s3):
+    ledger_bucket = lab["S3_LEDGER_BUCKET"]
+    targets = [{"name": f"prod-{side}", "env": f"prod-{side}", "artifact_bucket": f"goship-promote-{side}-it",
+                "ledger_bucket": ledger_bucket} for side in ("a", "b")]
+    for target in targets:
+        s3.create_bucket(Bucket=target["artifact_bucket"])
+        s3.put_bucket_versioning(Bucket=target["artifact_bucket"], VersioningConfiguration={"Status": "Enabled"})
+    source = ledger(s3, lab, "current.json")["artifact"]   # SECOND, after the rollbacks above
+
+    def promote(version, check=True):
+        extra = json.dumps({"version": version, "goship_promote_targets": targets})
+        return run("ansible-playbook", "playbooks/promote.yml", "-e", extra, check=check, timeout=300)
+
+    try:
+        promote(SECOND)
+        for target in targets:
+            body = s3.get_object(Bucket=target["artifact_bucket"], Key=source["key"])["Body"].read()
+            assert hashlib.sha256(body).hexdigest() == source["sha256"]
+            listed = s3.list_objects_v2(Bucket=ledger_bucket, Prefix=f"ledger/{APP}/{target['env']}/")
+            keys = [item["Key"] for item in listed.get("Contents", [])]
+            assert len(keys) == 1 and "/history/" in keys[0]   # a history entry; no current.json there
+            entry = json.loads(s3.get_object(Bucket=ledger_bucket, Key=keys[0])["Body"].read())
+            assert (entry["result"], entry["version"], entry["source"]["env"]) == ("promoted", SECOND, "lab")
+            assert entry["artifact"]["sha256"] == source["sha256"]
+        again = promote(SECOND)
+        assert recap(again)["localhost"] == (0, 0), again.stdout[-2000:]
+        refused = promote(THIRD, check=False)   # THIRD failed its gate in lab
+        assert refused.returncode != 0 and f"{THIRD} never rolled out successfully to lab" in refused.stdout
+        for target in targets:
+            listed = s3.list_objects_v2(Bucket=target["artifact_bucket"], Prefix=f"{APP}/{THIRD}/")
+            assert listed.get("KeyCount", 0) == 0
+    finally:
+        for target in targets:
+            purge_s3(target["artifact_bucket"], "")
+            s3.delete_bucket(Bucket=target["artifact_bucket"])
+            purge_s3(ledger_bucket, f"ledger/{APP}/{target['env']}/")
+
+
+def test_provision_prepares_every_host_and_a_rerun_changes_nothing(run, lab, releases):
+    first_host = hosts(lab)[0]
+    run("ansible", first_host, "-m", "ansible.builtin.file", "-a", f"path=/var/cache/goship/{APP} state=absent")
+    first = run("ansible-playbook", "playbooks/provision.yml", timeout=300)
+    assert recap(first)[first_host][0] > 0, first.stdout[-2000:]
+    state = run("ansible", "app_hello_svc", "-o", "-m", "ansible.builtin.shell", "-a",
+                f"stat -c '%a:%U' /var/cache/goship/{APP} /etc/{APP}; getent passwd {APP} | cut -d: -f7; "
+                "command -v psql").stdout
+    for host in hosts(lab):
+        line = next(line for line in state.splitlines() if line.startswith(host + " "))
+        assert "700:root\\n750:root\\n/usr/sbin/nologin\\n/usr/bin/psql" in line, state
+    again = run("ansible-playbook", "playbooks/provision.yml", timeout=300)
+    assert all(changed == 0 for changed, _failed in recap(again).values()), again.stdout[-2000:]
