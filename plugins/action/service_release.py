@@ -34,11 +34,25 @@ class ActionModule(ActionBase):
         try:
             if package_src and state == 'checked':
                 return self._check_and_stage(args, package_src, task_vars)
-            if haproxy and state == 'deployed':
-                return self._release_drained(args, haproxy, task_vars)
+            if state == 'deployed':
+                return self._summary(args, self._release_drained(args, haproxy, task_vars) if haproxy
+                                     else self._module(args, task_vars))
             return self._module(args, task_vars)
         finally:
             self._remove_tmp_path(self._connection._shell.tmpdir)
+
+    @staticmethod
+    def _summary(args, result):
+        """What a rollout reports per host, on every result of state=deployed (also a failed or
+        unreachable one), so that the registered result is the host's report as it is."""
+        phases = result.get('phases') or {}
+        result.setdefault('name', args.get('name', ''))
+        result.setdefault('version', args.get('version', ''))
+        result['outcome'] = 'unreachable' if result.get('unreachable') else result.get('outcome') or 'failed'
+        result['duration_s'] = round(sum(value for value in phases.values() if isinstance(value, (int, float))), 1)
+        result['message'] = result.get('msg', '')
+        result.setdefault('health', result.get('msg', ''))
+        return result
 
     def _module(self, args, task_vars):
         return self._execute_module(module_name='goship.deploy.service_release', module_args=args,

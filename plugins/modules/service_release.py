@@ -246,10 +246,28 @@ EXAMPLES = r"""
 
 RETURN = r"""
 outcome:
-  description: upgraded, restarted (same version, new files or a stopped unit), unchanged, rolled_back or failed.
+  description:
+    - upgraded, restarted (same version, new files or a stopped unit), unchanged, rolled_back or failed;
+      unreachable when the host could not be reached (added by the action plugin).
   returned: state=deployed
   type: str
   sample: upgraded
+name:
+  description: The service (O(name)); with the next three, the host's line of a rollout report.
+  returned: state=deployed
+  type: str
+version:
+  description: The release (O(version)).
+  returned: state=deployed
+  type: str
+duration_s:
+  description: Seconds of all phases, rounded to 0.1.
+  returned: state=deployed
+  type: float
+message:
+  description: The call's message (why it failed, when it did).
+  returned: state=deployed
+  type: str
 version_before:
   description: The version installed before; empty when none was.
   returned: always
