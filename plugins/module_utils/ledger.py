@@ -15,12 +15,13 @@ import json
 import os
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.goship.deploy.plugins.module_utils import aws
 from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 
-HISTORY_LIMIT = 1000   # entries listed at most when reading history
+HISTORY_PAGES = 100   # list pages (1,000 keys each) read at most when reading history
 
 
 class LedgerError(GoshipError):
@@ -175,18 +176,22 @@ class Ledger:
         keys: List[str] = []
         paginator = self.s3.get_paginator('list_objects_v2')
         try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.key('history/')):
+            # Keys sort oldest first (they start with the rollout's time): list them all, bounded.
+            for number, page in enumerate(paginator.paginate(Bucket=self.bucket, Prefix=self.key('history/'))):
                 keys += [item['Key'] for item in page.get('Contents') or []]
-                if len(keys) >= HISTORY_LIMIT:
+                if number + 1 >= HISTORY_PAGES:
                     break
         except (aws.BotoCoreError, aws.ClientError) as exc:
             raise LedgerError(aws.describe_error(exc, 'list %s' % self.uri('history/'), bucket=self.bucket),
                               {'error': aws.error_details(exc)})
         if version is not None:
             keys = [key for key in keys if key.endswith('-%s.json' % version)]
+        wanted = [key[len(self.base) + 1:] for key in sorted(keys, reverse=True)[:limit]]
+        # The reads are independent: a few at a time (the client is thread-safe), newest first kept.
+        with ThreadPoolExecutor(max_workers=min(8, len(wanted) or 1)) as pool:
+            read = list(pool.map(self.read, wanted))
         entries = []
-        for key in sorted(keys, reverse=True)[:limit]:
-            entry = self.read(key[len(self.base) + 1:])
+        for entry in read:
             if entry:
                 entry.pop('_etag', None)
                 entries.append(entry)
