@@ -28,11 +28,12 @@ class ActionModule(ActionBase):
     def run(self, tmp=None, task_vars=None):
         super().run(tmp, task_vars)
         args = dict(self._task.args)
+        stages = 'package_src' in args
         package_src = args.pop('package_src', None)
         haproxy = args.pop('haproxy', None)
         state = args.get('state', 'deployed')
         try:
-            if package_src and state == 'checked':
+            if stages and state == 'checked':
                 return self._check_and_stage(args, package_src, task_vars)
             if state == 'deployed':
                 return self._summary(args, self._release_drained(args, haproxy, task_vars) if haproxy
@@ -61,6 +62,12 @@ class ActionModule(ActionBase):
     def _check_and_stage(self, args, package_src, task_vars):
         result = self._module(args, task_vars)
         if result.get('failed') or not result.get('needs_release') or result.get('cached') or self._task.check_mode:
+            return result
+        if not package_src:   # an empty package_src: the release comes from host caches only
+            result.update(failed=True, msg='%s needs %s %s and does not have it in its cache (%s), and nothing is '
+                          'copied (the release comes from host caches only). Nothing was changed.'
+                          % (task_vars.get('inventory_hostname', 'the host'), args.get('name'), args.get('version'),
+                             args.get('cache_dir') or 'the host cache'))
             return result
         try:
             source = self._find_needle('files', package_src)

@@ -173,6 +173,8 @@ options:
         and its cache lacks a verified copy, it is copied over and moved into O(cache_dir) once
         its SHA-256 matches O(sha256) (needed with this option). The same call then reports
         RV(cached) true and RV(staged) true."
+      - An empty string means the release comes from host caches only (S3 unreachable); a host
+        that needs it and does not have it cached fails, with nothing changed.
       - Handled by the action plugin on the controller.
     type: path
   haproxy:
