@@ -20,4 +20,4 @@ class ActionModule(ActionBase):
             return self._execute_module(module_name='goship.deploy.release_ledger', module_args=self._task.args,
                                         task_vars=task_vars)
         return run_local(release_ledger.main, self._task.args, self._task.check_mode,
-                         release_ledger.ARGUMENT_SPEC, required_if=release_ledger.REQUIRED_IF)
+                         release_ledger.ARGUMENT_SPEC, name='release_ledger', required_if=release_ledger.REQUIRED_IF)

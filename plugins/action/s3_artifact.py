@@ -23,4 +23,5 @@ class ActionModule(ActionBase):
         if not on_controller(self._connection) or asks_for_file_attributes(args):
             return self._execute_module(module_name='goship.deploy.s3_artifact', module_args=args, task_vars=task_vars)
         return run_local(s3_artifact.main, args, self._task.check_mode, s3_artifact.ARGUMENT_SPEC,
-                         diff=self._task.diff, add_file_common_args=True, required_if=s3_artifact.REQUIRED_IF)
+                         diff=self._task.diff, add_file_common_args=True, name='s3_artifact',
+                         required_if=s3_artifact.REQUIRED_IF)

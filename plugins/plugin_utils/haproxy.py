@@ -70,6 +70,19 @@ class RuntimeAPI:
                            'server names' % (server, backend, self.address))
 
 
+# HAProxy's check_status values of a passed health check (layer 4, 6, 7).
+_CHECK_PASSED = ('L4OK', 'L6OK', 'L7OK', 'L7OKC')
+
+
+def _is_up(stats: Dict[str, str]) -> bool:
+    """Up, with HAProxy's last health check passed when it checks the server. Right after
+    `enable` a server shows UP whatever its state (no check runs in maintenance): with no check
+    result yet, or a failed one, it is not up until a check passes. "UP 1/2" with a passed check
+    is a server on its way up, which HAProxy sends traffic to. Without checks: "no check"."""
+    status = stats.get('status', '')
+    return status == 'no check' or (status.startswith('UP') and stats.get('check_status') in _CHECK_PASSED)
+
+
 def set_server(api: RuntimeAPI, backend: str, server: str, enabled: bool, timeout: float,
                clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> str:
     """Disable (drain) or enable a server and wait, at most `timeout` seconds, until HAProxy
@@ -84,12 +97,10 @@ def set_server(api: RuntimeAPI, backend: str, server: str, enabled: bool, timeou
     while True:
         stats = api.server_stats(backend, server)
         status = stats.get('status', '')
-        # Up means up by HAProxy's own health check, when it has one: right after `enable` a
-        # server shows UP before its first check (check_status INI) and may still fail it.
-        if (status.startswith('UP') and stats.get('check_status') != 'INI' if enabled
-                else status.startswith('MAINT') and stats.get('scur') in ('0', '')):
+        if (_is_up(stats) if enabled else status.startswith('MAINT') and stats.get('scur') in ('0', '')):
             return status
         if clock() >= deadline:
-            raise HAProxyError('%s/%s is %s with %s sessions after %s s, not %s' % (
-                backend, server, status, stats.get('scur'), timeout, 'UP' if enabled else 'drained'))
+            raise HAProxyError('%s/%s is %s (last check %s) with %s sessions after %s s, not %s' % (
+                backend, server, status, stats.get('check_status') or 'none', stats.get('scur'), timeout,
+                'UP' if enabled else 'drained'))
         sleep(0.1)

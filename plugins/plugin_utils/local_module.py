@@ -21,6 +21,7 @@ import tempfile
 
 from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import UnsupportedError
 from ansible.module_utils.common.parameters import remove_values
 
 
@@ -45,7 +46,8 @@ def asks_for_file_attributes(args):
 class LocalModule:
     """The part of AnsibleModule that the collection's controller-side modules use."""
 
-    def __init__(self, args, check_mode, argument_spec, diff=False, add_file_common_args=False, **constraints):
+    def __init__(self, args, check_mode, argument_spec, diff=False, add_file_common_args=False, name='module',
+                 **constraints):
         spec = dict(argument_spec, **FILE_COMMON_ARGUMENTS) if add_file_common_args else argument_spec
         validation = ArgumentSpecValidator(spec, **constraints).validate(dict(args))
         self._no_log_values = validation._no_log_values
@@ -55,7 +57,11 @@ class LocalModule:
         self.check_mode = check_mode
         self._diff = diff
         if validation.error_messages:
-            self.fail_json(msg='; '.join(validation.error_messages))
+            # As AnsibleModule says it: the first error, unknown options named as such.
+            msg = validation.errors.msg
+            if isinstance(validation.errors[0], UnsupportedError):
+                msg = 'Unsupported parameters for (%s) module: %s' % (name, msg)
+            self.fail_json(msg=msg)
 
     @property
     def tmpdir(self):
@@ -91,12 +97,13 @@ class LocalModule:
         self._end(result)
 
 
-def run_local(main, args, check_mode, argument_spec, diff=False, add_file_common_args=False, **constraints):
+def run_local(main, args, check_mode, argument_spec, diff=False, add_file_common_args=False, name='module',
+              **constraints):
     """The result of `main(module)` run in this process."""
     module = None
     try:
         module = LocalModule(args, check_mode, argument_spec, diff=diff, add_file_common_args=add_file_common_args,
-                             **constraints)
+                             name=name, **constraints)
         main(module)
     except ModuleDone as done:
         return done.result

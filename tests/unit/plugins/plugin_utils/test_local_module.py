@@ -24,7 +24,7 @@ BASE = dict(bucket='ledger-bucket', app='hello-svc', env='lab', region='us-east-
 
 def ledger(check_mode=False, **args):
     return run_local(release_ledger.main, dict(BASE, **args), check_mode, release_ledger.ARGUMENT_SPEC,
-                     required_if=release_ledger.REQUIRED_IF)
+                     name='release_ledger', required_if=release_ledger.REQUIRED_IF)
 
 
 @pytest.fixture
@@ -39,6 +39,12 @@ def test_missing_required_if_argument_fails_before_any_call():
     result = ledger(state='locked', version='1.2.3')
     assert result['failed'] is True and result['changed'] is False
     assert 'run_id' in result['msg']
+
+
+def test_an_unknown_option_is_named_as_ansiblemodule_names_it():
+    result = ledger(state='read', colour='blue')
+    assert result['failed'] is True
+    assert result['msg'].startswith('Unsupported parameters for (release_ledger) module: colour.')
 
 
 def test_wrong_type_fails_with_the_validators_message():
