@@ -90,13 +90,15 @@ class ActionModule(ActionBase):
             return dict(failed=True, changed=False, outcome='failed',
                         msg='haproxy needs socket, backend and server; missing %s. Nothing was changed.'
                         % ', '.join(missing))
-        api = RuntimeAPI(str(options['socket']), timeout=5.0)
         backend, server, timeout = str(options['backend']), str(options['server']), float(options['timeout'])
         started = time.monotonic()
+        api = None
         try:
+            api = RuntimeAPI(str(options['socket']), timeout=5.0)   # a bad address fails here
             set_server(api, backend, server, enabled=False, timeout=timeout)
         except HAProxyError as exc:
-            self._undrain_quietly(api, backend, server, timeout)
+            if api is not None:
+                self._undrain_quietly(api, backend, server)
             return dict(failed=True, changed=False, outcome='failed',
                         msg='Could not drain %s from HAProxy: %s. Nothing was changed.' % (server, exc.message))
         drained = time.monotonic()
@@ -118,7 +120,7 @@ class ActionModule(ActionBase):
         return result
 
     @staticmethod
-    def _undrain_quietly(api, backend, server, timeout):
+    def _undrain_quietly(api, backend, server):
         """A drain that failed half way (refused, or timed out waiting) leaves nothing behind."""
         try:
             api.command('enable server %s/%s' % (backend, server))
