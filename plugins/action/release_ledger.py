@@ -6,18 +6,9 @@ module runs inside this worker, without a new process and a boto3 import; elsewh
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.goship.deploy.plugins.modules import release_ledger
-from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import on_controller, run_local
+from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import LocalModuleAction
 
 
-class ActionModule(ActionBase):
-
-    def run(self, tmp=None, task_vars=None):
-        super().run(tmp, task_vars)
-        if not on_controller(self._connection):
-            return self._execute_module(module_name='goship.deploy.release_ledger', module_args=self._task.args,
-                                        task_vars=task_vars)
-        return run_local(release_ledger.main, self._task.args, self._task.check_mode,
-                         release_ledger.ARGUMENT_SPEC, name='release_ledger', required_if=release_ledger.REQUIRED_IF)
+class ActionModule(LocalModuleAction):
+    module = release_ledger

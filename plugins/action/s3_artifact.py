@@ -8,20 +8,10 @@ process applies. Elsewhere, as usual."""
 
 from __future__ import annotations
 
-from ansible.plugins.action import ActionBase
-
 from ansible_collections.goship.deploy.plugins.modules import s3_artifact
-from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import (
-    asks_for_file_attributes, on_controller, run_local)
+from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import LocalModuleAction
 
 
-class ActionModule(ActionBase):
-
-    def run(self, tmp=None, task_vars=None):
-        super().run(tmp, task_vars)
-        args = self._task.args
-        if not on_controller(self._connection) or asks_for_file_attributes(args):
-            return self._execute_module(module_name='goship.deploy.s3_artifact', module_args=args, task_vars=task_vars)
-        return run_local(s3_artifact.main, args, self._task.check_mode, s3_artifact.ARGUMENT_SPEC,
-                         diff=self._task.diff, add_file_common_args=True, name='s3_artifact',
-                         required_if=s3_artifact.REQUIRED_IF)
+class ActionModule(LocalModuleAction):
+    module = s3_artifact
+    file_common_args = True
