@@ -7,7 +7,7 @@ module runs inside this worker, without a new process and a boto3 import; elsewh
 from __future__ import annotations
 
 from ansible_collections.goship.deploy.plugins.modules import release_ledger
-from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import LocalModuleAction
+from ansible_collections.goship.deploy.plugins.plugin_utils.local_action import LocalModuleAction
 
 
 class ActionModule(LocalModuleAction):

@@ -9,7 +9,7 @@ process applies. Elsewhere, as usual."""
 from __future__ import annotations
 
 from ansible_collections.goship.deploy.plugins.modules import s3_artifact
-from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import LocalModuleAction
+from ansible_collections.goship.deploy.plugins.plugin_utils.local_action import LocalModuleAction
 
 
 class ActionModule(LocalModuleAction):

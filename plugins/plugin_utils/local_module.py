@@ -19,7 +19,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 
-from ansible.plugins.action import ActionBase
 from ansible.module_utils.basic import FILE_COMMON_ARGUMENTS
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.errors import UnsupportedError
@@ -113,22 +112,3 @@ def run_local(main, args, check_mode, argument_spec, diff=False, add_file_common
             module.cleanup()
     return {'failed': True, 'msg': 'the module ended without a result'}
 
-
-class LocalModuleAction(ActionBase):
-    """The action plugin of a controller-side module: runs it in this worker when the task runs on
-    the controller (and asks for no file attributes), else as a module process, as usual.
-
-    Subclasses set `module` (the module's Python module: main(module), ARGUMENT_SPEC, REQUIRED_IF)
-    and, for a module with AnsibleModule's file arguments, `file_common_args = True`."""
-
-    module = None
-    file_common_args = False
-
-    def run(self, tmp=None, task_vars=None):
-        super().run(tmp, task_vars)
-        args, name = self._task.args, self.module.__name__.rpartition('.')[2]
-        if not on_controller(self._connection) or (self.file_common_args and asks_for_file_attributes(args)):
-            return self._execute_module(module_name='goship.deploy.' + name, module_args=args, task_vars=task_vars)
-        return run_local(self.module.main, args, self._task.check_mode, self.module.ARGUMENT_SPEC,
-                         diff=self._task.diff, add_file_common_args=self.file_common_args, name=name,
-                         required_if=self.module.REQUIRED_IF)
