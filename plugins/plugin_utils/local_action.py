@@ -14,6 +14,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.goship.deploy.plugins.plugin_utils.local_module import (
     asks_for_file_attributes, on_controller, run_local)
 
+
 class LocalModuleAction(ActionBase):
     """The action plugin of a controller-side module: runs it in this worker when the task runs on
     the controller (and asks for no file attributes), else as a module process, as usual.

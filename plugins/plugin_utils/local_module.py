@@ -111,4 +111,3 @@ def run_local(main, args, check_mode, argument_spec, diff=False, add_file_common
         if module is not None:
             module.cleanup()
     return {'failed': True, 'msg': 'the module ended without a result'}
-
