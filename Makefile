@@ -40,7 +40,7 @@ test: setup
 test-unit: setup
 	$(PY) -m pytest tests/unit
 test-go: setup
-	cd examples/hello-svc && go vet ./... && go test -count=1 ./...
+	for d in examples/hello-svc examples/quote-api; do (cd $$d && go vet ./... && go test -count=1 ./...) || exit 1; done
 test-integration: setup
 	$(PY) -m pytest tests/integration
 test-molecule: setup

@@ -54,7 +54,7 @@ bash lab/deps.sh || { echo "suites: 0 passed, 1 failed"; exit 1; }
 
 # The lab comes up while the short static suites run; integration and molecule need it.
 suite_bg lab bash lab/up.sh
-suite go bash -c 'cd examples/hello-svc && go vet ./... && go test -count=1 ./...'
+suite go bash -c 'for d in examples/hello-svc examples/quote-api; do (cd $d && go vet ./... && go test -count=1 ./...) || exit 1; done'
 suite lint ansible-lint --nocolor -q
 suite sanity bash tests/sanity/run.sh
 if suite_wait lab; then

@@ -1,0 +1,3 @@
+module example.com/quote-api
+
+go 1.22
