@@ -77,9 +77,10 @@ def ansible_env():
 def run(ansible_env):
     """Run a command from the repository root; returns CompletedProcess (text)."""
 
-    def _run(*cmd, check=True, timeout=300, **kw):
+    def _run(*cmd, check=True, timeout=300, env_extra=None, **kw):
         proc = subprocess.run(
-            cmd, cwd=REPO, env=ansible_env, capture_output=True, text=True, timeout=timeout, check=False, **kw
+            cmd, cwd=REPO, env=dict(ansible_env, **(env_extra or {})), capture_output=True, text=True,
+            timeout=timeout, check=False, **kw
         )
         if check and proc.returncode != 0:
             raise AssertionError(

@@ -173,8 +173,9 @@ class Host:
         self.must(['systemctl'] + list(args), 'systemctl %s' % ' '.join(args))
 
     def journal(self, unit: str, lines: int) -> List[str]:
+        # No --since: with it, --lines counts from the start of the window, not back from its end.
         _rc, out, _err = self.run(['journalctl', '--unit', unit, '--lines', str(lines), '--no-pager',
-                                   '--output', 'cat', '--since', '-10min'])
+                                   '--output', 'cat'])
         return out.splitlines()[-lines:]
 
     def install(self, path: str) -> None:

@@ -26,6 +26,9 @@ description:
     files and the previous release from the host cache, checks that release's health, and fails
     with the unit's state, restart count and journal tail. A host whose last release of this
     version failed is never reported as unchanged."
+  - "O(state=absent): removes the service and what it made: stops and disables its units, purges
+    the package, removes O(remove) (the files a release wrote) and the O(directories), then the
+    O(user) and O(group). O(version) is not needed. Drain the host first: the service stops."
   - A host that already runs O(version) with the same files and passes the gate is left alone
     (no drain, no restart).
   - The package is expected in O(cache_dir) as C(<package_name>_<version>_<arch>.deb), with the
@@ -41,16 +44,17 @@ options:
         Needs C(psql) on the host. In check mode it lists the pending files (RV(pending)) in a
         read-only session: no table is created, no lock taken."
     type: str
-    choices: [checked, deployed, migrated]
+    choices: [checked, deployed, migrated, absent]
     default: deployed
   name:
     description: The service; its unit is C(<name>.service).
     type: str
     required: true
   version:
-    description: The release to run, a Debian version string (the collection's one version rule).
+    description:
+      - The release to run, a Debian version string (the collection's one version rule).
+      - Required unless O(state=absent).
     type: str
-    required: true
   package_name:
     description: The Debian package, when it differs from O(name).
     type: str
@@ -84,7 +88,9 @@ options:
       owner: {description: Owner., type: str, default: root}
       group: {description: Group., type: str, default: root}
   remove:
-    description: Files removed before the restart (put back on rollback), such as a socket unit no longer wanted.
+    description:
+      - Files removed before the restart (put back on rollback), such as a socket unit no longer wanted.
+      - With O(state=absent), every file the releases wrote (units, environment files).
     type: list
     elements: path
     default: []
@@ -114,7 +120,9 @@ options:
     type: str
     default: ""
   directories:
-    description: Directories created with their owner and mode (state, logs).
+    description:
+      - Directories created with their owner and mode (state, logs).
+      - With O(state=absent), the directories removed with their content (and O(cache_dir)).
     type: list
     elements: dict
     default: []
@@ -150,8 +158,15 @@ options:
       interval: {description: Seconds between probes., type: float, default: 1}
       stable: {description: Seconds the service must stay healthy without restarting after it first passed., type: float, default: 3}
   database:
-    description: For O(state=migrated), the database (keys host, port, name, user, password, sslmode). Never logged.
+    description: For O(state=migrated), the database. The password is never logged.
     type: dict
+    suboptions:
+      host: {description: Database host (required for O(state=migrated)., type: str}
+      port: {description: Port., type: int, default: 5432}
+      name: {description: Database name (required for O(state=migrated)., type: str}
+      user: {description: User (required for O(state=migrated)., type: str}
+      password: {description: Password; never logged., type: str}
+      sslmode: {description: libpq sslmode., type: str, default: prefer}
   migrations_dir:
     description: Directory of the C(*.sql) migrations inside the package.
     type: str
@@ -244,6 +259,16 @@ EXAMPLES = r"""
     version: "1.214"
     cache_dir: /var/cache/goship/hello-svc
   register: look
+
+- name: Remove hello-svc and everything its releases made (its state directory too)
+  goship.deploy.service_release:
+    state: absent
+    name: hello-svc
+    cache_dir: /var/cache/goship/hello-svc
+    remove: [/etc/systemd/system/hello-svc.service, /etc/systemd/system/hello-svc.socket]
+    directories: [{path: /etc/hello-svc}, {path: /var/lib/hello-svc}]
+    user: hello-svc
+    group: hello-svc
 """
 
 RETURN = r"""
@@ -272,7 +297,7 @@ message:
   type: str
 version_before:
   description: The version installed before; empty when none was.
-  returned: always
+  returned: state=checked or state=deployed
   type: str
 version_after:
   description: The version installed afterwards.
@@ -284,7 +309,7 @@ needs_release:
   type: bool
 reasons:
   description: Why a release is needed (empty when it is not).
-  returned: always
+  returned: state=checked or state=deployed
   type: list
   elements: str
 cached:
@@ -302,7 +327,7 @@ health:
   sample: healthy, version 1.214
 phases:
   description: Seconds spent per phase (check, prepare, drain, configure, install, restart, gate, rollback, ...).
-  returned: always
+  returned: unless state=absent
   type: dict
 unit_state:
   description: On failure, the unit's active state, restart count, result and journal tail.
@@ -313,6 +338,12 @@ applied:
   returned: state=migrated
   type: list
   elements: str
+removed:
+  description: What O(state=absent) removed (or would remove, in check mode), in order; empty when nothing was left.
+  returned: state=absent
+  type: list
+  elements: str
+  sample: [stop hello-svc.service, purge package hello-svc, /etc/hello-svc, user hello-svc, group hello-svc]
 pending:
   description: The migration files not applied yet, in order (O(state=migrated) in check mode).
   returned: state=migrated
@@ -329,6 +360,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 from ansible_collections.goship.deploy.plugins.module_utils.service_release import Gate, Host, Release, Request
+from ansible_collections.goship.deploy.plugins.module_utils.service_removal import Removal, remove
 from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
 
 _FILE = dict(path=dict(type='path', required=True), content=dict(type='str', required=True),
@@ -337,9 +369,9 @@ _FILE = dict(path=dict(type='path', required=True), content=dict(type='str', req
 _SECRET_FILE = dict(_FILE, content=dict(type='str', required=True, no_log=True), mode=dict(type='str', default='0600'))
 
 ARGUMENT_SPEC = dict(
-    state=dict(type='str', choices=['checked', 'deployed', 'migrated'], default='deployed'),
+    state=dict(type='str', choices=['checked', 'deployed', 'migrated', 'absent'], default='deployed'),
     name=dict(type='str', required=True),
-    version=dict(type='str', required=True),
+    version=dict(type='str'),
     package_name=dict(type='str'),
     arch=dict(type='str', default='amd64'),
     cache_dir=dict(type='path', required=True),
@@ -362,7 +394,11 @@ ARGUMENT_SPEC = dict(
         timeout=dict(type='float', default=60), interval=dict(type='float', default=1),
         stable=dict(type='float', default=3))),
     journal_lines=dict(type='int', default=20),
-    database=dict(type='dict', no_log=True),
+    # Only the password is secret: masking every value would hide the service's name in messages
+    # wherever it equals the database name or user.
+    database=dict(type='dict', options=dict(
+        host=dict(type='str'), port=dict(type='int', default=5432), name=dict(type='str'), user=dict(type='str'),
+        password=dict(type='str', no_log=True), sslmode=dict(type='str', default='prefer'))),
     migrations_dir=dict(type='str'),
     migrations_table=dict(type='str', default='goship_schema_migrations'),
     migrate_lock_wait=dict(type='int', default=300),
@@ -373,7 +409,8 @@ ARGUMENT_SPEC = dict(
         server=dict(type='str', required=True), timeout=dict(type='float', default=30))),
     stage_from=dict(type='path'),
 )
-REQUIRED_IF = [('state', 'migrated', ['database', 'migrations_dir'])]
+REQUIRED_IF = [('state', 'migrated', ['database', 'migrations_dir']), ('state', 'checked', ['version']),
+               ('state', 'deployed', ['version'])]
 
 
 def build_request(params):
@@ -403,9 +440,15 @@ def build_request(params):
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, required_if=REQUIRED_IF, supports_check_mode=True)
     try:
+        params = module.params
+        if params['state'] == 'absent':
+            module.exit_json(**remove(Removal(
+                name=params['name'], package_name=params['package_name'] or params['name'],
+                files=params['remove'],
+                directories=[spec['path'] for spec in params['directories']] + [params['cache_dir']],
+                user=params['user'], group=params['group']), Host(module.run_command), check_mode=module.check_mode))
         release = Release(build_request(module.params), Host(module.run_command),
                           check_mode=module.check_mode)
-        params = module.params
         if params['state'] == 'migrated':
             missing = [key for key in ('host', 'name', 'user') if not params['database'].get(key)]
             if missing:

@@ -3,14 +3,15 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """goship.deploy.go_service secrets: values from variables, SSM Parameter Store (SecureString,
 decrypted) and Secrets Manager (moto's server over HTTP on loopback, through the amazon.aws
-lookups) land in a 0600 root file, never in `ansible-playbook -vvv` output; a second run changes
-nothing; no secrets configured removes the file. Runs the role's secrets phase on this machine."""
+lookups) make the release's 0600 root secrets file, never in `ansible-playbook -vvv` output; no
+secrets configured removes the file. Runs the role's render entry point on this machine (the
+module that writes the file on hosts is tested on the lab: molecule/go_service)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
-import stat
 import sys
 
 import boto3
@@ -44,18 +45,26 @@ def moto_url():
     server.stop()
 
 
-def secrets_play(config_dir, aws, with_secrets=True):
+def secrets_play(tmp_path, aws, with_secrets=True):
     role_vars = {
         'go_service_name': 'gsunit-secrets',
-        'go_service_config_dir': str(config_dir),
+        'go_service_version': '1.0.0',
+        'go_service_host_cache_only': True,   # nothing to fetch: only the files are described
+        'go_service_controller_cache_dir': str(tmp_path / 'cache' / 'artifacts'),
         'go_service_secrets': {'PLAIN_TOKEN': VALUES['PLAIN_TOKEN']} if with_secrets else {},
         'go_service_secrets_ssm': {'DB_PASSWORD': '/hello-svc/db-password'} if with_secrets else {},
         'go_service_secrets_secretsmanager': {'API_KEY': 'hello-svc/api-key'} if with_secrets else {},
         'go_service_secrets_aws': aws,
     }
     return [{'name': 'go_service secrets', 'hosts': 'localhost', 'gather_facts': False, 'tasks': [
-        {'ansible.builtin.include_role': {'name': 'goship.deploy.go_service', 'tasks_from': 'secrets'},
-         'vars': role_vars}]}]
+        {'ansible.builtin.include_role': {'name': 'goship.deploy.go_service', 'tasks_from': 'render'},
+         'vars': role_vars},
+        {'name': 'Keep the described secrets file', 'no_log': True, 'ansible.builtin.copy': {
+            'dest': str(tmp_path / 'secret_files.json'), 'mode': '0600',
+            'content': '{{ go_service_release.secret_files | to_json }}'}},
+        {'name': 'Keep what the release removes', 'ansible.builtin.copy': {
+            'dest': str(tmp_path / 'remove.json'), 'mode': '0600', 'content': '{{ go_service_release.remove | to_json }}'}},
+    ]}]
 
 
 def run(tmp_path, play, name):
@@ -65,10 +74,8 @@ def run(tmp_path, play, name):
                      name=name, timeout=300)
 
 
-def changed(proc):
-    match = re.search(r'^localhost\s*:.*changed=(\d+).*failed=(\d+)', proc.stdout, re.M)
-    assert match and match.group(2) == '0', output(proc)
-    return int(match.group(1))
+def succeeded(proc):
+    assert re.search(r'^localhost\s*:.*failed=0', proc.stdout, re.M), output(proc)
 
 
 def parse_env_file(text):
@@ -81,33 +88,28 @@ def parse_env_file(text):
 
 
 def test_secrets_from_variables_ssm_and_secrets_manager(tmp_path, moto_url):
-    config_dir = tmp_path / 'etc'
-    config_dir.mkdir()
     aws = dict(CONN, endpoint_url=moto_url)
-    first = run(tmp_path, secrets_play(config_dir, aws), 'first.yml')
-    assert changed(first) == 1
-    secrets = config_dir / 'secrets.env'
-    assert parse_env_file(secrets.read_text()) == VALUES
-    mode = secrets.stat()
-    assert stat.S_IMODE(mode.st_mode) == 0o600 and mode.st_uid == 0
+    first = run(tmp_path, secrets_play(tmp_path, aws), 'first.yml')
+    succeeded(first)
+    [secret_file] = json.loads((tmp_path / 'secret_files.json').read_text())
+    assert secret_file['path'] == '/etc/gsunit-secrets/secrets.env'
+    assert (secret_file['mode'], secret_file['owner'], secret_file['group']) == ('0600', 'root', 'root')
+    assert parse_env_file(secret_file['content']) == VALUES
+    assert '/etc/gsunit-secrets/secrets.env' not in json.loads((tmp_path / 'remove.json').read_text())
     # -vvv shows every task's arguments and results, but not these.
     for value in VALUES.values():
         assert value not in first.stdout and value not in first.stderr
 
-    again = run(tmp_path, secrets_play(config_dir, aws), 'again.yml')
-    assert changed(again) == 0
-
-    removed = run(tmp_path, secrets_play(config_dir, aws, with_secrets=False), 'removed.yml')
-    assert changed(removed) == 1
-    assert not secrets.exists()
+    removed = run(tmp_path, secrets_play(tmp_path, aws, with_secrets=False), 'removed.yml')
+    succeeded(removed)
+    assert json.loads((tmp_path / 'secret_files.json').read_text()) == []
+    assert '/etc/gsunit-secrets/secrets.env' in json.loads((tmp_path / 'remove.json').read_text())
 
 
-def test_a_missing_parameter_fails_without_writing(tmp_path, moto_url):
-    config_dir = tmp_path / 'etc'
-    config_dir.mkdir()
-    play = secrets_play(config_dir, dict(CONN, endpoint_url=moto_url))
+def test_a_missing_parameter_fails_without_describing_the_release(tmp_path, moto_url):
+    play = secrets_play(tmp_path, dict(CONN, endpoint_url=moto_url))
     play[0]['tasks'][0]['vars']['go_service_secrets_ssm'] = {'DB_PASSWORD': '/hello-svc/missing'}
     proc = run(tmp_path, play, 'missing.yml')
     assert re.search(r'^localhost\s*:.*failed=1', proc.stdout, re.M), output(proc)
-    assert not (config_dir / 'secrets.env').exists()
+    assert not (tmp_path / 'secret_files.json').exists()
     assert 'Traceback' not in proc.stdout
