@@ -49,7 +49,7 @@ import time
 
 from ansible_collections.goship.deploy.plugins.module_utils import aws
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_bundle as cb
-from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_atomic
+from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_if_changed
 
 ClientError = aws.ClientError
 BotoCoreError = aws.BotoCoreError
@@ -392,25 +392,16 @@ def build_from_options(options, os_family=None):
 def write_bundle(path, data, check_mode=False):
     """Store the bundle at ``path`` (mode 0644) unless it already holds these bytes.
 
-    Missing parent directories are created.  Returns True when the file changed (or
-    would change, in check mode).  Raises ``OSError``.
+    :func:`file_ops.write_if_changed`: same bytes leave the file untouched (a wrong mode alone
+    is fixed).  Missing parent directories are created.  Returns True when the file changed
+    (or would change, in check mode).  Raises ``OSError``.
     """
     if os.path.isdir(path):
         raise OSError('bundle_path %s is a directory; name the bundle file' % path)
-    if os.path.isfile(path):
-        digest = hashlib.sha256()
-        with open(path, 'rb') as handle:
-            for chunk in iter(lambda: handle.read(1024 * 1024), b''):
-                digest.update(chunk)
-        if digest.hexdigest() == hashlib.sha256(data).hexdigest():
-            return False
-    if check_mode:
-        return True
     directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
+    if not check_mode and not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    write_atomic(path, data, 0o644)
-    return True
+    return write_if_changed(path, data, 0o644, check_mode=check_mode)
 
 
 # ---------------------------------------------------------------------------------------------

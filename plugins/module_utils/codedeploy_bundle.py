@@ -23,12 +23,14 @@ Entry points
 Reproducibility: same inputs, same bytes.  Entries are sorted by path, parent
 directories get explicit entries (mode 0755), every timestamp is ``mtime``
 (explicit, else ``SOURCE_DATE_EPOCH``, else 0), owners are root/root (uid/gid
-0).  Zip: DOS date from ``mtime`` in UTC (clamped to 1980-01-01..2107-12-31, 2 s
-resolution, so mtimes in the same 2-second window give the same zip), Unix
-modes in ``external_attr``, ``create_system`` 3, no extra fields, DEFLATE level
-6.  Tar: GNU format (no pax headers, no atime/ctime); tgz adds a gzip stream
-with mtime 0, no file name, level 6.  The compressed bytes depend on the zlib
-build, so compare bundles built by the same Python/zlib.
+0); the timestamp rule, modes, tar and gzip come from ``reproducible.py``,
+shared with the .deb builder.  Zip: DOS date from ``mtime`` in UTC (clamped to
+1980-01-01..2107-12-31, 2 s resolution, so mtimes in the same 2-second window
+give the same zip), Unix modes in ``external_attr``, ``create_system`` 3, no
+extra fields, DEFLATE level 6.  Tar: GNU format (no pax headers, no
+atime/ctime); tgz adds a gzip stream with mtime 0, no file name, level 6.  The
+compressed bytes depend on the zlib build, so compare bundles built by the same
+Python/zlib.
 
 Default hook scripts
 --------------------
@@ -67,7 +69,6 @@ assignment at the top of the script, never into the body.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
 import json
@@ -90,6 +91,15 @@ try:
 except ImportError:
     pass
 
+from ansible_collections.goship.deploy.plugins.module_utils import reproducible
+from ansible_collections.goship.deploy.plugins.module_utils.reproducible import (
+    ReproducibleError,
+    TarMember,
+    gzip_bytes,
+    parse_mode,
+    path_sort_key,
+    tar_archive,
+)
 from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
 from ansible_collections.goship.deploy.plugins.module_utils.appspec import (
     HAS_YAML,
@@ -115,6 +125,7 @@ APPSPEC_NAME = 'appspec.yml'
 FILE_MODE = 0o644
 SCRIPT_MODE = 0o755
 DIR_MODE = 0o755
+#: zip DEFLATE and tgz gzip level: another level changes every bundle's checksum.
 COMPRESS_LEVEL = 6
 HEAD_BYTES = 1024          #: bytes of each file kept by read_bundle for the script checks
 _ZIP_MIN = (1980, 1, 1, 0, 0, 0)
@@ -139,36 +150,14 @@ class BundleError(ValueError):
 # --------------------------------------------------------------------------
 
 def effective_mtime(mtime: Optional[int] = None, environ: Optional[Mapping[str, str]] = None) -> int:
-    """``mtime`` if given, else ``SOURCE_DATE_EPOCH``, else 0."""
-    if mtime is not None:
-        if isinstance(mtime, bool) or not isinstance(mtime, int) or mtime < 0:
-            raise BundleError('mtime must be a non-negative integer (seconds since the epoch), not %r'
-                              % (mtime,))
-        return mtime
-    environ = os.environ if environ is None else environ
-    value = environ.get('SOURCE_DATE_EPOCH', '').strip()
-    if value:
-        if not value.isdigit():
-            raise BundleError('SOURCE_DATE_EPOCH must be a whole number of seconds, not %r' % value)
-        return int(value)
-    return 0
+    """``mtime`` if given, else ``SOURCE_DATE_EPOCH``, else 0 (:func:`reproducible.effective_mtime`).
 
-
-def _parse_mode(mode: Union[int, str, None], default: int) -> int:
-    if mode is None or mode == '':
-        return default
-    if isinstance(mode, bool):
-        raise BundleError('mode must be octal digits such as "0755", not %r' % (mode,))
-    if isinstance(mode, int):
-        value = mode
-    elif isinstance(mode, str) and re.match(r'^(0o|0)?[0-7]{1,4}$', mode.strip()):
-        text = mode.strip()
-        value = int(text[2:] if text.startswith('0o') else text, 8)
-    else:
-        raise BundleError('mode must be octal digits such as "0755", not %r' % (mode,))
-    if not 0 <= value <= 0o7777:
-        raise BundleError('mode %o is out of range' % value)
-    return value
+    Raises :class:`BundleError`, this module's one error for bad input.
+    """
+    try:
+        return reproducible.effective_mtime(mtime, environ)
+    except ReproducibleError as exc:
+        raise BundleError(exc.message)
 
 
 def _check_bundle_path(path: Any) -> Optional[str]:
@@ -218,8 +207,8 @@ def bundle_entries(appspec_text: Union[str, bytes],
                 with open(source, 'rb') as handle:
                     data = handle.read()
                 default_mode = SCRIPT_MODE if os.stat(source).st_mode & 0o111 else FILE_MODE
-            entries[path] = (data, _parse_mode(mode, default_mode))
-        except BundleError as exc:
+            entries[path] = (data, parse_mode(mode, default_mode))
+        except ReproducibleError as exc:
             problems.append('%s: %s' % (path, exc))
         except OSError as exc:
             problems.append('%s: cannot read %s: %s' % (path, source, exc.strerror or exc))
@@ -236,7 +225,7 @@ def bundle_entries(appspec_text: Union[str, bytes],
     result: List[Tuple[str, Optional[bytes], int]] = [(d, None, DIR_MODE) for d in dirs]
     result += [(p, data, mode) for p, (data, mode) in entries.items()]
     # Sort by path components so a directory comes right before its contents.
-    result.sort(key=lambda e: e[0].split('/'))
+    result.sort(key=lambda e: path_sort_key(e[0]))
     return result
 
 
@@ -270,32 +259,6 @@ def _build_zip(entries: List[Tuple[str, Optional[bytes], int]], mtime: int) -> b
     return out.getvalue()
 
 
-def _build_tar(entries: List[Tuple[str, Optional[bytes], int]], mtime: int) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode='w', format=tarfile.GNU_FORMAT) as archive:
-        for path, data, mode in entries:
-            info = tarfile.TarInfo(path)
-            info.mode = mode
-            info.mtime = mtime
-            info.uid = info.gid = 0
-            info.uname = info.gname = 'root'
-            if data is None:
-                info.type = tarfile.DIRTYPE
-                archive.addfile(info)
-            else:
-                info.type = tarfile.REGTYPE
-                info.size = len(data)
-                archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def _gzip(data: bytes) -> bytes:
-    out = io.BytesIO()
-    with gzip.GzipFile(filename='', mode='wb', fileobj=out, mtime=0, compresslevel=COMPRESS_LEVEL) as gz:
-        gz.write(data)
-    return out.getvalue()
-
-
 def build_bundle(appspec_text: Union[str, bytes], files: Iterable[FileSpec] = (), fmt: str = 'zip',
                  mtime: Optional[int] = None) -> bytes:
     """Build a bundle with appspec.yml at its root; same inputs, same bytes.
@@ -312,8 +275,8 @@ def build_bundle(appspec_text: Union[str, bytes], files: Iterable[FileSpec] = ()
     entries = bundle_entries(appspec_text, files)
     if fmt == 'zip':
         return _build_zip(entries, stamp)
-    tar = _build_tar(entries, stamp)
-    return _gzip(tar) if fmt == 'tgz' else tar
+    tar = tar_archive([TarMember(path, data, mode) for path, data, mode in entries], stamp)
+    return gzip_bytes(tar, level=COMPRESS_LEVEL) if fmt == 'tgz' else tar
 
 
 # --------------------------------------------------------------------------

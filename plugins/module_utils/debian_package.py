@@ -20,11 +20,11 @@ Entry points:
 * :func:`read_control` extracts the ``control`` text from existing ``.deb``
   bytes (used for diff mode).
 
-Reproducibility: all timestamps are the same ``mtime`` (explicit, else the
-``SOURCE_DATE_EPOCH`` environment variable, else 0), ownership defaults to
-root/root (uid/gid 0), tar entries are sorted and written in GNU format (no
-pax headers, so no atime/ctime), gzip streams carry mtime 0 and no file name.
-Building the same spec twice gives byte-identical output.
+Reproducibility (``reproducible.py``, shared with the CodeDeploy bundles): all
+timestamps are the same ``mtime`` (explicit, else ``SOURCE_DATE_EPOCH``, else 0),
+ownership defaults to root/root (uid/gid 0), tar entries are sorted and written in
+GNU format, gzip streams (level 9) carry mtime 0 and no file name.  Building the
+same spec twice gives byte-identical output.
 
 Maintainer scripts and ``#DEBHELPER#``: see :func:`assemble_script`.
 """
@@ -43,6 +43,15 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
+from ansible_collections.goship.deploy.plugins.module_utils import reproducible
+from ansible_collections.goship.deploy.plugins.module_utils.reproducible import (  # parse_mode: re-exported
+    ReproducibleError,
+    TarMember,
+    gzip_bytes,
+    parse_mode,
+    path_sort_key,
+    tar_archive,
+)
 from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
 
 __all__ = [
@@ -99,6 +108,8 @@ DEFAULT_SECTION = 'misc'
 DEFAULT_PRIORITY = 'optional'
 DEFAULT_FILE_MODE = 0o644
 DEFAULT_DIR_MODE = 0o755
+#: gzip level of control.tar.gz and data.tar.gz: another level changes every package's checksum.
+GZIP_LEVEL = 9
 
 NAME_EXAMPLE = "e.g. 'goship-agent'"
 MAINTAINER_EXAMPLE = "e.g. 'Jane Doe <jane@example.com>'"
@@ -106,7 +117,6 @@ MAINTAINER_EXAMPLE = "e.g. 'Jane Doe <jane@example.com>'"
 _NAME_RE = re.compile(r'^[a-z0-9][a-z0-9+.-]+$')
 _MAINTAINER_RE = re.compile(r'^[^<>,\s][^<>,]*?\s+<[^<>@\s]+@[^<>@\s]+>$')
 _UNIT_NAME_RE = re.compile(r'^[A-Za-z0-9:_.@\\-]+$')
-_MODE_RE = re.compile(r'^(?:0o|0)?[0-7]{1,4}$')
 _SECTION_RE = re.compile(r'^[a-z0-9][a-z0-9+./-]*$')
 
 # Loose check of one relationship item: "pkg[:archqual] [(op version)] [[arch ...]]",
@@ -308,42 +318,12 @@ def validate_relationship(item: Any) -> bool:
     return isinstance(item, str) and bool(_RELATION_RE.match(item))
 
 
-def parse_mode(mode: Union[str, int, None], default: int) -> int:
-    """Octal string (``'0644'``, ``'755'``, ``'0o644'``) or int -> int. Raises ValueError."""
-    if mode is None or mode == '':
-        return default
-    if isinstance(mode, bool):
-        raise ValueError('mode must be an octal string or an integer, got a boolean')
-    if isinstance(mode, int):
-        value = mode
-    elif isinstance(mode, str) and _MODE_RE.match(mode.strip()):
-        value = int(mode.strip().replace('0o', ''), 8)
-    else:
-        raise ValueError("mode %r is not an octal mode such as '0644' or '0755'" % (mode,))
-    if not 0 <= value <= 0o7777:
-        raise ValueError('mode %r is out of range (0 .. 07777)' % (mode,))
-    return value
-
-
 def effective_mtime(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None) -> int:
-    """Explicit ``spec.mtime``, else ``SOURCE_DATE_EPOCH``, else 0. Raises ValueError."""
-    if spec.mtime is not None:
-        if isinstance(spec.mtime, bool) or not isinstance(spec.mtime, int):
-            raise ValueError('mtime must be an integer (seconds since the epoch), got %r' % (spec.mtime,))
-        if spec.mtime < 0:
-            raise ValueError('mtime must not be negative, got %d' % spec.mtime)
-        return spec.mtime
-    environ = os.environ if environ is None else environ
-    raw = environ.get('SOURCE_DATE_EPOCH')
-    if raw is None or raw == '':
-        return 0
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError('SOURCE_DATE_EPOCH=%r is not an integer' % raw)
-    if value < 0:
-        raise ValueError('SOURCE_DATE_EPOCH=%r must not be negative' % raw)
-    return value
+    """Explicit ``spec.mtime``, else ``SOURCE_DATE_EPOCH``, else 0 (:func:`reproducible.effective_mtime`).
+
+    Raises :class:`reproducible.ReproducibleError` (a ValueError).
+    """
+    return reproducible.effective_mtime(spec.mtime, environ)
 
 
 def _single_line(value: Any) -> bool:
@@ -425,7 +405,7 @@ def validate(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None) -> 
 
     try:
         effective_mtime(spec, environ)
-    except ValueError as exc:
+    except ReproducibleError as exc:
         problems.append(str(exc))
 
     # ---- files & directories -------------------------------------------
@@ -445,7 +425,7 @@ def validate(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None) -> 
         problems += errs
         try:
             parse_mode(entry.mode, DEFAULT_FILE_MODE)
-        except ValueError as exc:
+        except ReproducibleError as exc:
             problems.append('%s: %s' % (label, exc))
         for attr in ('owner', 'group'):
             if not _single_line(getattr(entry, attr)) or ' ' in getattr(entry, attr):
@@ -467,7 +447,7 @@ def validate(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None) -> 
         problems += errs
         try:
             parse_mode(entry.mode, DEFAULT_DIR_MODE)
-        except ValueError as exc:
+        except ReproducibleError as exc:
             problems.append('%s: %s' % (label, exc))
         for attr in ('owner', 'group'):
             if not _single_line(getattr(entry, attr)) or ' ' in getattr(entry, attr):
@@ -839,10 +819,6 @@ class _Entry:
         return '.' + self.path + ('/' if self.is_dir else '')
 
 
-def _sort_key(path: str) -> Tuple[str, ...]:
-    return tuple(p for p in path.split('/') if p)
-
-
 def _plan(spec: PackageSpec, read: bool) -> List[_Entry]:
     """Compute the sorted list of data.tar entries (reading sources if ``read``)."""
     entries: Dict[str, _Entry] = {'/': _Entry('/', True, DEFAULT_DIR_MODE, 'root', 'root')}
@@ -865,7 +841,7 @@ def _plan(spec: PackageSpec, read: bool) -> List[_Entry]:
         while parent not in entries:
             entries[parent] = _Entry(parent, True, DEFAULT_DIR_MODE, 'root', 'root')
             parent = posixpath.dirname(parent)
-    return [entries[p] for p in sorted(entries, key=_sort_key)]
+    return [entries[p] for p in sorted(entries, key=path_sort_key)]
 
 
 def _stat_size(path: str) -> int:
@@ -881,40 +857,6 @@ def _read_file(path: str) -> bytes:
             return handle.read()
     except OSError as exc:
         raise SourceReadError(path, exc.strerror or str(exc))
-
-
-def _owner_ids(name: str) -> int:
-    # dpkg resolves owners by *name* on the target system and falls back to
-    # the numeric id; numeric names are used as ids, everything else maps to 0.
-    return int(name) if name.isdigit() else 0
-
-
-def _tar_bytes(members: List[Tuple[tarfile.TarInfo, Optional[bytes]]]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode='w', format=tarfile.GNU_FORMAT) as tar:
-        for info, data in members:
-            tar.addfile(info, io.BytesIO(data) if data is not None else None)
-    return raw.getvalue()
-
-
-def _gzip(data: bytes) -> bytes:
-    out = io.BytesIO()
-    with gzip.GzipFile(fileobj=out, mode='wb', mtime=0, filename='', compresslevel=9) as gz:
-        gz.write(data)
-    return out.getvalue()
-
-
-def _tarinfo(name: str, is_dir: bool, mode: int, size: int, mtime: int, owner: str, group: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.DIRTYPE if is_dir else tarfile.REGTYPE
-    info.mode = mode
-    info.size = 0 if is_dir else size
-    info.mtime = mtime
-    info.uid = _owner_ids(owner)
-    info.gid = _owner_ids(group)
-    info.uname = '' if owner.isdigit() else owner
-    info.gname = '' if group.isdigit() else group
-    return info
 
 
 def ar_archive(members: List[Tuple[str, bytes]], mtime: int) -> bytes:
@@ -950,7 +892,7 @@ def _conffiles(spec: PackageSpec) -> List[str]:
         chosen = [_normpath(p) for p in spec.conffiles]
     else:
         chosen = [d for d in dests if _is_under(d, '/etc')]
-    return sorted(set(chosen), key=_sort_key)
+    return sorted(set(chosen), key=path_sort_key)
 
 
 def _contents(entries: List[_Entry]) -> List[Dict[str, Any]]:
@@ -986,13 +928,10 @@ def build_package(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None
     mtime = _check(spec, environ)
     entries = _plan(spec, read=True)
 
-    data_members = []
-    md5_lines = []
-    for e in entries:
-        data_members.append((_tarinfo(e.tar_name, e.is_dir, e.mode, e.size, mtime, e.owner, e.group), e.data))
-        if not e.is_dir:
-            md5_lines.append('%s  %s\n' % (hashlib.md5(e.data).hexdigest(), e.path.lstrip('/')))
-    data_tar_gz = _gzip(_tar_bytes(data_members))
+    data_tar_gz = gzip_bytes(tar_archive([TarMember(e.tar_name, e.data, e.mode, e.owner, e.group) for e in entries],
+                                         mtime), level=GZIP_LEVEL)
+    md5_lines = ['%s  %s\n' % (hashlib.md5(e.data).hexdigest(), e.path.lstrip('/'))
+                 for e in entries if not e.is_dir]
 
     fields = _control_fields(spec, _installed_size(entries))
     control_text = render_control(fields)
@@ -1007,11 +946,9 @@ def build_package(spec: PackageSpec, environ: Optional[Mapping[str, str]] = None
         control_members['conffiles'] = (''.join(c + '\n' for c in conffiles).encode('utf-8'), 0o644)
     for name, text in scripts.items():
         control_members[name] = (text.encode('utf-8'), 0o755)
-    ctl = [(_tarinfo('./', True, 0o755, 0, mtime, 'root', 'root'), None)]
-    for name in sorted(control_members):
-        payload, mode = control_members[name]
-        ctl.append((_tarinfo('./' + name, False, mode, len(payload), mtime, 'root', 'root'), payload))
-    control_tar_gz = _gzip(_tar_bytes(ctl))
+    ctl = [TarMember('./', None, 0o755)]
+    ctl += [TarMember('./' + name, payload, mode) for name, (payload, mode) in control_members.items()]
+    control_tar_gz = gzip_bytes(tar_archive(ctl, mtime), level=GZIP_LEVEL)
 
     deb = ar_archive([('debian-binary', b'2.0\n'),
                       ('control.tar.gz', control_tar_gz),

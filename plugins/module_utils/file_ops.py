@@ -16,12 +16,16 @@ target host:
   :meth:`~AtomicFile.commit` (fsync + rename) or :meth:`~AtomicFile.discard` (unlink).
   Leaving the ``with`` block without committing discards it, so ``dest`` is only ever
   replaced by a complete, checked file.
+* :func:`write_if_changed` writes only when the bytes differ (``deb_build`` and
+  ``codedeploy_revision``'s ``bundle_path``), so an unchanged artifact keeps its inode and mtime.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import tempfile
 
 CHUNK_SIZE = 1024 * 1024
@@ -197,3 +201,30 @@ def write_atomic(dest, data, mode):
     with AtomicFile(dest, mode=mode) as handle:
         handle.write(data)
         handle.commit()
+
+
+def write_if_changed(path, data, mode, check_mode=False):
+    """Make ``path`` hold ``data`` with permissions ``mode``; return whether anything changed.
+
+    Same bytes (sizes, then :func:`sha256_file` against the SHA-256 of ``data``): nothing is
+    written, so the file keeps its inode and mtime; a differing mode alone is fixed with chmod
+    and counts as a change.  Otherwise :func:`write_atomic`.  ``check_mode``: only report.  The
+    parent directory must exist.  Raises ``OSError`` (``IsADirectoryError`` for a directory).
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    try:
+        current = os.stat(path)
+    except FileNotFoundError:  # also a dangling symlink: replaced like a missing file
+        current = None
+    # Only a regular file is hashed: reading a FIFO or device could block or never end.
+    if (current is not None and stat.S_ISREG(current.st_mode) and current.st_size == len(data)
+            and sha256_file(path) == hashlib.sha256(data).hexdigest()):
+        if (current.st_mode & 0o7777) == mode:
+            return False
+        if not check_mode:
+            os.chmod(path, mode)
+        return True
+    if not check_mode:
+        write_atomic(path, data, mode)
+    return True

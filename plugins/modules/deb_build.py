@@ -540,11 +540,11 @@ from ansible_collections.goship.deploy.plugins.module_utils.debian_package impor
     PackageValidationError,
     SourceReadError,
     build_package,
-    parse_mode,
     read_control,
     validate,
 )
-from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_atomic
+from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_if_changed
+from ansible_collections.goship.deploy.plugins.module_utils.reproducible import ReproducibleError, parse_mode
 
 SCRIPT_SPEC = dict(
     type='dict',
@@ -683,7 +683,7 @@ def main():
     problems = []
     try:
         file_mode = parse_mode(params['mode'], 0o644)
-    except ValueError as exc:
+    except ReproducibleError as exc:
         file_mode = 0o644
         problems.append('mode: %s' % exc)
 
@@ -712,34 +712,18 @@ def main():
     if not os.path.isdir(directory):
         module.fail_json(msg='cannot write %s: directory %s does not exist' % (dest, directory), **result)
 
-    old = None
-    if os.path.lexists(dest):
-        if os.path.isdir(dest):
-            module.fail_json(msg='cannot write %s: it is a directory' % dest, **result)
-        try:
+    # Same bytes: not rewritten (inode and mtime kept), a wrong mode alone is fixed.
+    before = ''
+    try:
+        if module._diff and os.path.isfile(dest):
             with open(dest, 'rb') as handle:
-                old = handle.read()
-        except OSError as exc:
-            module.fail_json(msg='cannot read existing %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
-
-    content_changed = old != built.data
-    mode_changed = False
-    if not content_changed:
-        mode_changed = (os.stat(dest).st_mode & 0o7777) != file_mode
-
-    if content_changed and not module.check_mode:
-        try:
-            write_atomic(dest, built.data, file_mode)
-        except OSError as exc:
-            module.fail_json(msg='cannot write %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
-    elif mode_changed and not module.check_mode:
-        try:
-            os.chmod(dest, file_mode)
-        except OSError as exc:
-            module.fail_json(msg='cannot chmod %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
+                before = read_control(handle.read()) or ''
+        changed = write_if_changed(dest, built.data, file_mode, check_mode=module.check_mode)
+    except OSError as exc:
+        module.fail_json(msg='cannot write %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
 
     result.update(
-        changed=content_changed or mode_changed,
+        changed=changed,
         sha256=built.sha256,
         size=len(built.data),
         package=spec.name,
@@ -751,7 +735,6 @@ def main():
         scripts=sorted(built.scripts),
     )
     if module._diff:
-        before = (read_control(old) or '') if old is not None else ''
         result['diff'] = dict(before=before, after=built.control_text,
                               before_header='%s (control)' % dest, after_header='%s (control)' % dest)
     module.exit_json(**result)
