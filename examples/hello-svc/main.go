@@ -26,6 +26,9 @@ var (
 	// healthFail="true" bakes a failing /healthz into the binary, so tests
 	// can ship a deliberately broken release without touching its unit.
 	healthFail = ""
+	// crashAfter="3s" bakes a crash that long after start into the binary: a release that
+	// passes its first health check and then crash-loops, for the fault tests.
+	crashAfter = ""
 )
 
 // Exit codes.
@@ -68,6 +71,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitConfig
 	}
 	log := newLogger(stderr)
+	if crashAfter != "" {
+		delay, err := time.ParseDuration(crashAfter)
+		if err != nil {
+			fmt.Fprintf(stderr, "hello-svc: invalid build: main.crashAfter (ldflags) %q: %v\n", crashAfter, err)
+			return exitConfig
+		}
+		time.AfterFunc(delay, func() {
+			log.Error("hello-svc crashing (main.crashAfter baked into this build)", "after", delay.String())
+			os.Exit(exitFail)
+		})
+	}
 
 	// Subscribe before listening: a SIGTERM that arrives as soon as the
 	// socket is up must lead to a graceful stop, not the default kill.

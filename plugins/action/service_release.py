@@ -6,7 +6,9 @@
 Two things a host's release needs that only the controller can do, folded into the same task so
 that a rollout stays one task per host: copying the package from the controller cache when the
 host lacks it (O(package_src) with state=checked), and draining the host from HAProxy around the
-release (O(haproxy) with state=deployed). Everything else is the module, on the host.
+release (O(haproxy) with state=deployed; with state=checked, a host left in maintenance by an
+interrupted rollout is reported as needing the release, which puts it back). Everything else is
+the module, on the host.
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ class ActionModule(ActionBase):
         haproxy = args.pop('haproxy', None)
         state = args.get('state', 'deployed')
         try:
+            if state == 'checked' and haproxy:
+                return self._undrained_check(self._check_and_stage(args, package_src, task_vars) if stages
+                                             else self._module(args, task_vars), haproxy)
             if stages and state == 'checked':
                 return self._check_and_stage(args, package_src, task_vars)
             if state == 'deployed':
@@ -79,6 +84,26 @@ class ActionModule(ActionBase):
         staged = self._module(dict(args, stage_from=remote), task_vars)
         staged['phases'] = dict(result.get('phases') or {}, **(staged.get('phases') or {}))
         return staged
+
+    @staticmethod
+    def _undrained_check(result, haproxy):
+        """A host that needs nothing but is in maintenance in HAProxy was left drained (a rollout
+        killed between drain and undrain): it needs the release call, which puts it back."""
+        if result.get('failed') or result.get('needs_release') or result.get('unreachable'):
+            return result
+        backend, server = str(haproxy.get('backend', '')), str(haproxy.get('server', ''))
+        try:
+            status = RuntimeAPI(str(haproxy.get('socket', '')), timeout=5.0).server_stats(backend, server).get('status', '')
+        except HAProxyError as exc:
+            result.update(failed=True, msg='Could not read %s/%s in HAProxy: %s. Nothing was changed.'
+                          % (backend, server, exc.message))
+            return result
+        if status.startswith('MAINT'):
+            result['needs_release'] = True
+            result['reasons'] = list(result.get('reasons') or []) + [
+                '%s/%s is in maintenance in HAProxy (left drained by an interrupted rollout?); the release puts it '
+                'back' % (backend, server)]
+        return result
 
     def _release_drained(self, args, haproxy, task_vars):
         args['drain'] = 'external'

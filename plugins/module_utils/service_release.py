@@ -340,16 +340,22 @@ class Release:
         if digest != req.sha256:
             raise ReleaseError('the copied package has SHA-256 %s, expected %s: the copy is corrupt or not '
                                'the release. Nothing was changed.' % (digest, req.sha256))
-        os.makedirs(req.cache_dir, mode=0o700, exist_ok=True)
         dest = req.deb(req.version)
-        shutil.move(path, dest)
-        os.chown(dest, 0, 0)
-        os.chmod(dest, 0o600)
         try:
-            self._verify_package()
-        except ReleaseError:
-            os.unlink(dest)
-            raise
+            os.makedirs(req.cache_dir, mode=0o700, exist_ok=True)
+            shutil.move(path, dest)
+            os.chown(dest, 0, 0)
+            os.chmod(dest, 0o600)
+            self._verify_package()   # writes the checksum beside it
+        except (OSError, ReleaseError) as exc:   # a full disk, most often: leave no partial package
+            for leftover in (dest, dest + '.sha256'):
+                if os.path.exists(leftover):
+                    os.unlink(leftover)
+            if isinstance(exc, ReleaseError):
+                raise
+            raise ReleaseError('could not put %s into the host cache %s: %s. Nothing was installed; the running '
+                               'release is untouched.' % (os.path.basename(dest), req.cache_dir,
+                                                          exc.strerror or exc))
         self._phase('stage')
 
     def _socket_holds_port(self) -> bool:

@@ -199,6 +199,9 @@ options:
         HAProxy's runtime API from the controller; the seconds are returned as the C(drain) and
         C(undrain) phases. The host stays drained when the release failed and could not be
         rolled back. Implies O(drain=external)."
+      - "With O(state=checked): a host that needs nothing else but is in maintenance in that
+        backend (left drained by an interrupted rollout) is reported as needing the release
+        (RV(reasons) says so), so that the release call puts it back."
       - Handled by the action plugin on the controller.
     type: dict
     suboptions:
