@@ -88,4 +88,5 @@ def run(ansible_env):
             )
         return proc
 
+    _run.repo, _run.env = REPO, ansible_env   # for tests that start ansible-playbook themselves
     return _run

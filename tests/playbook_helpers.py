@@ -1,11 +1,15 @@
-"""Run one module's tasks through a real ansible-playbook on localhost and collect the results.
+"""Helpers of the lab tests: run one module's tasks through a real ansible-playbook on localhost and
+collect the results; read what each host's /status reports; put load through the lab's HAProxy.
 
-Shared by the integration tests of the AWS modules (pytest puts tests/ on sys.path).
+Shared by the integration and fault tests (pytest puts tests/ on sys.path).
 """
 
 import json
 import re
+import signal
+import subprocess
 import sys
+import time
 import uuid
 
 
@@ -57,3 +61,67 @@ def status_versions(run, group="app_hello_svc", port=8080):
         if match:
             versions[match.group(1)] = json.loads(match.group(2))["json"]["version"]
     return versions
+
+
+# Pace each connection: one request every 2 ms at most (wrk's Lua delay() hook, in ms).
+WRK_SCRIPT = "function delay()\n  return 2\nend\n"
+
+
+def hosts(lab):
+    return lab["LAB_HOST_NAMES"].split(",")
+
+
+class Load:
+    """wrk through the lab's HAProxy for at least `min_seconds`, stopped with SIGINT (wrk then
+    reports). Paced by a Lua delay so the 2 cores keep room for Ansible; /work?ms=5 keeps
+    requests in flight while hosts restart."""
+
+    def __init__(self, lab, tmp_path, name, capsys, min_seconds=20):
+        self.capsys = capsys
+        self.min_seconds = min_seconds
+        self.script = tmp_path / "pace.lua"
+        self.script.write_text(WRK_SCRIPT)
+        self.url = lab["HAPROXY_URL"] + "/work?ms=5"
+        self.name = name
+        self.proc = None
+        self.started = None
+
+    def __enter__(self):
+        self.proc = subprocess.Popen(
+            ["wrk", "-t1", "-c8", "-d600s", "--timeout", "10s", "-s", str(self.script), self.url],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.started = time.monotonic()
+        time.sleep(2)  # connections established and traffic flowing before anything restarts
+        return self
+
+    def stop(self):
+        remaining = self.min_seconds - (time.monotonic() - self.started)
+        if remaining > 0:
+            time.sleep(remaining)
+        self.proc.send_signal(signal.SIGINT)
+        out = self.proc.communicate(timeout=30)[0]
+        self.result = parse_wrk(out, time.monotonic() - self.started)
+        with self.capsys.disabled():
+            print(f"\n[load] {self.name}: {self.result}")
+        return self.result
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def parse_wrk(out, seconds):
+    requests = re.search(r"(\d+) requests in ([\d.]+)(m?s|m)", out)
+    assert requests, out
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    socket_errors = sum(int(n) for n in errors.groups()) if errors else 0
+    result = {
+        "requests": int(requests.group(1)),
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors,
+        "seconds": round(seconds, 1),
+    }
+    result["failed"] = result["non_2xx"] + result["socket_errors"]
+    return result

@@ -5,7 +5,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH=$PWD/.venv/bin:$PATH GOTOOLCHAIN=local ANSIBLE_CONFIG=$PWD/ansible.cfg
 
-passed=0; failed=0; failures=()
+passed=0; failed=0; failures=(); timings=()
 logs=$PWD/build/test-logs
 mkdir -p "$logs"
 declare -A bg_pid=() bg_start=()
@@ -15,8 +15,10 @@ suite() {
   echo "=== suite $name: $*"
   if "$@"; then
     passed=$((passed + 1)); echo "=== suite $name: ok ($((SECONDS - start))s)"
+    timings+=("$(printf '%-20s %6ss  ok' "$name" $((SECONDS - start)))")
   else
     failed=$((failed + 1)); failures+=("$name"); echo "=== suite $name: FAILED ($((SECONDS - start))s)"
+    timings+=("$(printf '%-20s %6ss  FAILED' "$name" $((SECONDS - start)))")
   fi
 }
 
@@ -34,10 +36,13 @@ suite_wait() {
   wait "${bg_pid[$name]}" || rc=$?
   echo "=== suite $name: output"
   cat "$logs/$name.log"
+  local took=$((SECONDS - ${bg_start[$name]}))
   if ((rc == 0)); then
-    passed=$((passed + 1)); echo "=== suite $name: ok ($((SECONDS - ${bg_start[$name]}))s)"
+    passed=$((passed + 1)); echo "=== suite $name: ok (${took}s)"
+    timings+=("$(printf '%-20s %6ss  ok (beside others)' "$name" "$took")")
   else
-    failed=$((failed + 1)); failures+=("$name"); echo "=== suite $name: FAILED ($((SECONDS - ${bg_start[$name]}))s)"
+    failed=$((failed + 1)); failures+=("$name"); echo "=== suite $name: FAILED (${took}s)"
+    timings+=("$(printf '%-20s %6ss  FAILED (beside others)' "$name" "$took")")
   fi
   return "$rc"
 }
@@ -59,20 +64,26 @@ suite lint ansible-lint --nocolor -q
 suite sanity bash tests/sanity/run.sh
 if suite_wait lab; then
   # Two lanes: the integration tests beside the scenarios that need no lab services; then the
-  # two scenarios on the lab's network side by side, with the unit suite (which needs no lab
-  # and keeps the CPU busy while those wait on their hosts).
+  # two scenarios on the lab's network side by side and the fault suite, with the unit suite
+  # (which needs no lab and keeps the CPU busy while those wait on their hosts).
   suite_bg molecule-host molecule test -s default -s systemd_unit
   suite integration python -m pytest tests/integration
   suite_wait molecule-host
   suite_bg unit python -m pytest tests/unit
   suite_bg molecule-consul molecule test -s consul_agent
   suite molecule-go-service molecule test -s go_service
+  # The fault suite uses the app hosts integration used, and adds migrations the go_service
+  # scenario must not see: after both, beside the tail of the unit suite.
+  suite faults python -m pytest tests/faults
   suite_wait molecule-consul
   suite_wait unit
 else
   suite unit python -m pytest tests/unit
 fi
 
+echo "=== per-suite times (wall; suites marked 'beside others' ran in parallel with the next ones)"
+printf '%s\n' "${timings[@]}"
+echo "total: ${SECONDS}s"
 ((failed == 0)) || echo "failed suites: ${failures[*]}"
 echo "suites: $passed passed, $failed failed"
 ((failed == 0))

@@ -12,81 +12,21 @@ rollout" is a pass/fail condition."""
 import json
 import re
 import shutil
-import signal
-import subprocess
-import time
 
 import pytest
-from playbook_helpers import status_versions
+from playbook_helpers import Load, status_versions
 
 pytestmark = pytest.mark.lab
 
 APP = "hello-svc"
 RELEASES = ("5.0.0", "5.0.1")
 SECRET = "rollout-s3cr3t-7c1d94e2"
-LOAD_MIN_SECONDS = 20
 PLAYBOOK = "tests/integration/playbooks/rollout.yml"
 SECRETS_VARS = json.dumps({"go_service_secrets": {"HELLO_API_TOKEN": SECRET}})
-
-# Pace each connection: one request every 2 ms at most (wrk's Lua delay() hook, in ms).
-WRK_SCRIPT = "function delay()\n  return 2\nend\n"
 
 
 def hosts(lab):
     return lab["LAB_HOST_NAMES"].split(",")
-
-
-class Load:
-    """wrk through HAProxy for at least LOAD_MIN_SECONDS, stopped with SIGINT (wrk then reports)."""
-
-    def __init__(self, lab, tmp_path, name, capsys):
-        self.capsys = capsys
-        self.script = tmp_path / "pace.lua"
-        self.script.write_text(WRK_SCRIPT)
-        self.url = lab["HAPROXY_URL"] + "/work?ms=5"
-        self.name = name
-        self.proc = None
-        self.started = None
-
-    def __enter__(self):
-        self.proc = subprocess.Popen(
-            ["wrk", "-t1", "-c8", "-d600s", "--timeout", "10s", "-s", str(self.script), self.url],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.started = time.monotonic()
-        time.sleep(2)  # connections established and traffic flowing before anything restarts
-        return self
-
-    def stop(self):
-        remaining = LOAD_MIN_SECONDS - (time.monotonic() - self.started)
-        if remaining > 0:
-            time.sleep(remaining)
-        self.proc.send_signal(signal.SIGINT)
-        out = self.proc.communicate(timeout=30)[0]
-        self.result = parse_wrk(out, time.monotonic() - self.started)
-        with self.capsys.disabled():
-            print(f"\n[load] {self.name}: {self.result}")
-        return self.result
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-def parse_wrk(out, seconds):
-    requests = re.search(r"(\d+) requests in ([\d.]+)(m?s|m)", out)
-    assert requests, out
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    socket_errors = sum(int(n) for n in errors.groups()) if errors else 0
-    result = {
-        "requests": int(requests.group(1)),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": socket_errors,
-        "seconds": round(seconds, 1),
-    }
-    result["failed"] = result["non_2xx"] + result["socket_errors"]
-    return result
 
 
 def rollout(run, version, *extra, verbose=False):
