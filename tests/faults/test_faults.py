@@ -329,8 +329,8 @@ def test_a_host_stops_mid_rollout(run, lab, fleet, tmp_path, capsys):
 
 
 def test_print_the_table(run, capsys):
-    lines = ["%-30s | %-56s | %-60s | %6s | %s" % ("case", "expected", "observed (from the output)", "failed",
-                                                    "hosts unhealthy")]
+    header = ("case", "expected", "observed (from the output)", "failed", "hosts unhealthy")
+    lines = ["%-30s | %-56s | %-60s | %6s | %s" % header]
     lines += ["%-30s | %-56s | %-60s | %6d | %d" % row for row in ROWS]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
