@@ -529,20 +529,24 @@ units_verified:
 import os
 import shutil
 import tempfile
+from typing import Any, Dict, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.common.text.converters import to_native
 
-from ansible_collections.goship.deploy.plugins.module_utils.debian_package import (
-    SYSTEMD_UNIT_DIRS,
+from ansible_collections.goship.deploy.plugins.module_utils.debian_format import read_control
+from ansible_collections.goship.deploy.plugins.module_utils.debian_package import build_package
+from ansible_collections.goship.deploy.plugins.module_utils.debian_spec import (
     SCRIPT_NAMES,
+    SYSTEMD_UNIT_DIRS,
+    BuiltPackage,
     PackageSpec,
     PackageValidationError,
+    PackageWriteError,
     SourceReadError,
-    build_package,
-    read_control,
-    validate,
 )
+from ansible_collections.goship.deploy.plugins.module_utils.debian_validation import validate
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 from ansible_collections.goship.deploy.plugins.module_utils.file_ops import write_if_changed
 from ansible_collections.goship.deploy.plugins.module_utils.reproducible import ReproducibleError, parse_mode
 
@@ -599,22 +603,22 @@ ARGUMENT_SPEC = dict(
 )
 
 
-def _read_text(module, path, what):
+def _read_text(path: str, what: str) -> str:
     try:
         with open(path, 'rb') as handle:
             return handle.read().decode('utf-8')
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else to_native(exc)
-        module.fail_json(msg='cannot read %s %s: %s' % (what, path, reason), path=path)
+        raise SourceReadError(path, reason, what=what) from exc
 
 
-def _load_scripts(module):
+def _load_scripts(params: Dict[str, Any]) -> Dict[str, str]:
     scripts = {}
-    for name, value in (module.params['scripts'] or {}).items():
+    for name, value in (params['scripts'] or {}).items():
         if not value:
             continue
         if value.get('src'):
-            scripts[name] = _read_text(module, value['src'], 'scripts.%s.src' % name)
+            scripts[name] = _read_text(value['src'], 'scripts.%s.src' % name)
         elif value.get('content') is not None:
             scripts[name] = value['content']
     return scripts
@@ -674,12 +678,10 @@ def _is_warning(line):
     return ', ignoring' in line or line.endswith('ignoring.')
 
 
-def main():
-    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+def _checked_spec(module: AnsibleModule, result: Dict[str, Any]) -> Tuple[PackageSpec, int]:
+    """The spec and the file mode of dest, once every check passed; else PackageValidationError
+    listing all problems (the options, the spec, then systemd-analyze's)."""
     params = module.params
-    dest = params['dest']
-    result = dict(changed=False, path=dest, units_verified=False)
-
     problems = []
     try:
         file_mode = parse_mode(params['mode'], 0o644)
@@ -688,7 +690,7 @@ def main():
         problems.append('mode: %s' % exc)
 
     data = dict(params)
-    data['scripts'] = _load_scripts(module)
+    data['scripts'] = _load_scripts(params)
     spec = PackageSpec.from_dict(data)
     problems += validate(spec)
 
@@ -699,19 +701,15 @@ def main():
         for warning in warnings:
             module.warn(warning)
     if problems:
-        module.fail_json(msg='; '.join(problems), problems=problems, **result)
+        raise PackageValidationError(problems)
+    return spec, file_mode
 
-    try:
-        built = build_package(spec)
-    except PackageValidationError as exc:
-        module.fail_json(msg='; '.join(exc.problems), problems=exc.problems, **result)
-    except SourceReadError as exc:
-        module.fail_json(msg='cannot read source file %s: %s' % (exc.path, exc.reason), **result)
 
+def _write(module: AnsibleModule, dest: str, built: BuiltPackage, file_mode: int) -> Tuple[bool, str]:
+    """Write dest unless it holds these bytes; return (changed, control text before, for diff)."""
     directory = os.path.dirname(dest) or '.'
     if not os.path.isdir(directory):
-        module.fail_json(msg='cannot write %s: directory %s does not exist' % (dest, directory), **result)
-
+        raise PackageWriteError(dest, 'directory %s does not exist' % directory)
     # Same bytes: not rewritten (inode and mtime kept), a wrong mode alone is fixed.
     before = ''
     try:
@@ -720,7 +718,20 @@ def main():
                 before = read_control(handle.read()) or ''
         changed = write_if_changed(dest, built.data, file_mode, check_mode=module.check_mode)
     except OSError as exc:
-        module.fail_json(msg='cannot write %s: %s' % (dest, exc.strerror or to_native(exc)), **result)
+        raise PackageWriteError(dest, exc.strerror or to_native(exc)) from exc
+    return changed, before
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    dest = module.params['dest']
+    result = dict(changed=False, path=dest, units_verified=False)
+    try:
+        spec, file_mode = _checked_spec(module, result)
+        built = build_package(spec)
+        changed, before = _write(module, dest, built, file_mode)
+    except GoshipError as exc:   # everything the packaging raises: one clear message, nothing written
+        module.fail_json(**dict(result, **exc.result()))
 
     result.update(
         changed=changed,

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: goship.deploy maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests for module_utils/debian_package.py.
+"""Tests for module_utils/debian_package.py and the modules it is built from
+(debian_spec, debian_validation, debian_scripts, debian_format).
 
 Built packages are inspected with the real dpkg tools (dpkg-deb --info,
 --contents, --field, -x, -e); tests needing them are skipped when dpkg-deb
@@ -23,6 +24,12 @@ import tarfile
 import pytest
 
 from ansible_collections.goship.deploy.plugins.module_utils import debian_package as dp
+from ansible_collections.goship.deploy.plugins.module_utils import (
+    debian_format,
+    debian_scripts,
+    debian_spec,
+    debian_validation,
+)
 from ansible_collections.goship.deploy.plugins.module_utils.debian_package import (
     DirectoryEntry,
     FileEntry,
@@ -30,6 +37,8 @@ from ansible_collections.goship.deploy.plugins.module_utils.debian_package impor
     PackageValidationError,
     SystemdUnit,
 )
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
+from ansible_collections.goship.deploy.plugins.module_utils.reproducible import parse_mode
 
 DPKG_DEB = shutil.which('dpkg-deb')
 DPKG = shutil.which('dpkg')
@@ -178,7 +187,7 @@ def test_invalid_names(srcdir, name, fragment):
 
 @pytest.mark.parametrize('name', ['goship-agent', 'libc6', 'g++', 'a0', 'python3.11'])
 def test_valid_names(name):
-    assert dp.validate_name(name) == []
+    assert debian_validation.validate_name(name) == []
 
 
 @pytest.mark.parametrize('arch, expected', [
@@ -187,7 +196,7 @@ def test_valid_names(name):
     ('arm', 'armhf'), ('386', 'i386'), ('ppc64le', 'ppc64el'),
 ])
 def test_architecture_mapping(arch, expected):
-    assert dp.normalize_architecture(arch) == expected
+    assert debian_spec.normalize_architecture(arch) == expected
 
 
 @pytest.mark.parametrize('arch', ['x86_64', 'AMD64', 'aarch64', '', 'mips'])
@@ -254,13 +263,13 @@ def test_bad_mode(srcdir, mode):
 @pytest.mark.parametrize('mode, expected', [('0644', 0o644), ('755', 0o755), ('0o750', 0o750),
                                             (0o600, 0o600), ('04755', 0o4755), (None, 0o644)])
 def test_parse_mode(mode, expected):
-    assert dp.parse_mode(mode, 0o644) == expected
+    assert parse_mode(mode, 0o644) == expected
 
 
 @pytest.mark.parametrize('item', ['libc6', 'libc6 (>= 2.34)', 'aa | bb (<< 2)', 'python3:any',
                                   'foo (= 1:2.0-1)', 'libfoo [amd64]', 'xy(>=1)'])
 def test_valid_relationships(item):
-    assert dp.validate_relationship(item)
+    assert debian_validation.validate_relationship(item)
 
 
 @pytest.mark.parametrize('item, fragment', [
@@ -314,10 +323,10 @@ def test_conffile_validation(srcdir):
 
 def test_mtime_resolution(srcdir):
     spec = make_spec(srcdir, mtime=None)
-    assert dp.effective_mtime(spec, {}) == 0
-    assert dp.effective_mtime(spec, {'SOURCE_DATE_EPOCH': '1234'}) == 1234
+    assert debian_spec.effective_mtime(spec, {}) == 0
+    assert debian_spec.effective_mtime(spec, {'SOURCE_DATE_EPOCH': '1234'}) == 1234
     assert 'SOURCE_DATE_EPOCH' in '; '.join(dp.validate(spec, environ={'SOURCE_DATE_EPOCH': 'yesterday'}))
-    assert dp.effective_mtime(make_spec(srcdir, mtime=5), {'SOURCE_DATE_EPOCH': '1234'}) == 5
+    assert debian_spec.effective_mtime(make_spec(srcdir, mtime=5), {'SOURCE_DATE_EPOCH': '1234'}) == 5
     assert_one_problem(make_spec(srcdir, mtime=-1), 'mtime must not be negative')
 
 
@@ -443,6 +452,36 @@ def test_source_read_error(tmp_path):
     assert str(tmp_path) in str(excinfo.value)
 
 
+def test_errors_share_the_goship_root_and_keep_their_old_bases(srcdir, tmp_path):
+    """deb_build ends with one ``except GoshipError``; callers catching ValueError/OSError keep working."""
+    for klass, base in ((dp.PackageValidationError, ValueError), (dp.SourceReadError, OSError),
+                        (debian_spec.PackageWriteError, OSError), (debian_spec.ArchiveFormatError, ValueError)):
+        assert issubclass(klass, GoshipError) and issubclass(klass, base)
+
+    with pytest.raises(PackageValidationError) as excinfo:
+        dp.build(make_spec(srcdir, name='Bad_Name', version='v1'), environ={})
+    problems = excinfo.value.problems
+    assert len(problems) == 2
+    assert excinfo.value.result() == {'msg': '; '.join(problems), 'problems': problems}
+
+    with pytest.raises(dp.SourceReadError) as excinfo:
+        dp._read_file(str(tmp_path))
+    assert excinfo.value.result() == {'msg': 'cannot read source file %s: Is a directory' % tmp_path}
+    assert str(excinfo.value) == excinfo.value.message
+    assert excinfo.value.errno is None   # an OSError by class only: no errno parsed from the arguments
+    assert str(debian_spec.SourceReadError('/x', 'gone', what='scripts.postinst.src')) == \
+        'cannot read scripts.postinst.src /x: gone'
+    assert str(debian_spec.PackageWriteError('/out/x.deb', 'Permission denied')) == \
+        'cannot write /out/x.deb: Permission denied'
+
+
+def test_ar_archive_refuses_what_its_header_cannot_describe():
+    with pytest.raises(debian_spec.ArchiveFormatError, match='at most 16 characters'):
+        debian_format.ar_archive([('a-member-name-longer-than-16', b'')], 0)
+    with pytest.raises(ValueError):
+        debian_format.ar_archive([('x', b'')], 10 ** 12)   # mtime wider than its 12 columns
+
+
 # --------------------------------------------------------------------------
 # control file
 # --------------------------------------------------------------------------
@@ -460,7 +499,7 @@ def test_control_text_and_order(srcdir):
     assert built.control['Depends'] == 'libc6 (>= 2.34), adduser | passwd'
     assert built.control_text.endswith(
         'Description: goship deployment agent\n The agent runs on every node.\n .\n Second paragraph.\n')
-    assert dp.parse_control(built.control_text)['Package'] == 'goship-agent'
+    assert debian_format.parse_control(built.control_text)['Package'] == 'goship-agent'
 
 
 def test_defaults_in_control(srcdir):
@@ -481,8 +520,8 @@ def test_installed_size_like_dpkg_gencontrol(srcdir):
 
 
 def test_format_description():
-    assert dp.format_description('One line') == 'One line'
-    assert dp.format_description('\nSyn\n\n\nA\n\n\n  indented\n\n') == 'Syn\n A\n .\n .\n   indented'
+    assert debian_format.format_description('One line') == 'One line'
+    assert debian_format.format_description('\nSyn\n\n\nA\n\n\n  indented\n\n') == 'Syn\n A\n .\n .\n   indented'
 
 
 # --------------------------------------------------------------------------
@@ -558,16 +597,16 @@ def test_conffiles_override(srcdir, tmp_path):
 @needs_dpkg
 def test_read_control(srcdir, tmp_path):
     built = dp.build_package(make_spec(srcdir), environ={})
-    assert dp.read_control(built.data) == built.control_text
-    assert dp.read_control(b'not a deb') is None
-    assert dp.read_control(built.data[:200]) is None
+    assert debian_format.read_control(built.data) == built.control_text
+    assert debian_format.read_control(b'not a deb') is None
+    assert debian_format.read_control(built.data[:200]) is None
     # A package built by dpkg-deb itself (xz-compressed members).
     tree = tmp_path / 'tree'
     (tree / 'DEBIAN').mkdir(parents=True)
     (tree / 'DEBIAN' / 'control').write_text(built.control_text)
     out = tmp_path / 'ref.deb'
     run(DPKG_DEB, '--root-owner-group', '-Zxz', '--build', str(tree), str(out))
-    assert dp.read_control(out.read_bytes()) == built.control_text
+    assert debian_format.read_control(out.read_bytes()) == built.control_text
 
 
 # --------------------------------------------------------------------------
@@ -608,8 +647,8 @@ def test_systemd_snippets_in_package(srcdir, tmp_path):
 
 
 def test_snippet_variants():
-    snippets = dp.systemd_snippets([SystemdUnit('b.service', enable=False, start=False),
-                                    SystemdUnit('a.service', restart_on_upgrade=False)])
+    snippets = debian_scripts.systemd_snippets([SystemdUnit('b.service', enable=False, start=False),
+                                                SystemdUnit('a.service', restart_on_upgrade=False)])
     postinst, prerm = snippets['postinst'], snippets['prerm']
     # enable=False: only re-enable units that were enabled before.
     assert "deb-systemd-helper debian-installed 'b.service'" in postinst
@@ -623,15 +662,15 @@ def test_snippet_variants():
     assert "deb-systemd-invoke stop 'b.service'" in prerm
     for text in snippets.values():
         assert sh_syntax_ok(text) == (True, '')
-    assert dp.systemd_snippets([]) == {}
+    assert debian_scripts.systemd_snippets([]) == {}
 
 
 def test_socket_left_alone_on_upgrade():
     # restart_on_upgrade=False + stop_on_upgrade=False (debhelper --no-stop-on-upgrade): started on
     # first install, stopped on remove, never stopped or started around an upgrade. The service
     # behind it is restarted, so the listening socket keeps its port open throughout.
-    snippets = dp.systemd_snippets([SystemdUnit('s.socket', restart_on_upgrade=False, stop_on_upgrade=False),
-                                    SystemdUnit('s.service')])
+    snippets = debian_scripts.systemd_snippets([SystemdUnit('s.socket', restart_on_upgrade=False, stop_on_upgrade=False),
+                                                SystemdUnit('s.service')])
     postinst, prerm = snippets['postinst'], snippets['prerm']
     upgrade = postinst.split('if [ -n "$2" ]; then', 1)[1].split('else', 1)[0]
     fresh = postinst.split('if [ -n "$2" ]; then', 1)[1].split('else', 1)[1].split('fi', 1)[0]
@@ -652,21 +691,21 @@ def test_socket_left_alone_on_upgrade():
 def test_script_assembly_debhelper_placement():
     snip = '# SNIPPET'
     # Body without token: after the body for postinst, before it for prerm/postrm.
-    assert dp.assemble_script('postinst', 'echo user', snip) == '#!/bin/sh\nset -e\n\necho user\n\n# SNIPPET\n'
-    assert dp.assemble_script('prerm', 'echo user\n', snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n\necho user\n'
-    assert dp.assemble_script('postrm', 'echo user', snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n\necho user\n'
+    assert debian_scripts.assemble_script('postinst', 'echo user', snip) == '#!/bin/sh\nset -e\n\necho user\n\n# SNIPPET\n'
+    assert debian_scripts.assemble_script('prerm', 'echo user\n', snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n\necho user\n'
+    assert debian_scripts.assemble_script('postrm', 'echo user', snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n\necho user\n'
     # Body with the token: snippet goes exactly there.
-    assert dp.assemble_script('postinst', 'a\n#DEBHELPER#\nb\n', snip) == '#!/bin/sh\nset -e\n\na\n# SNIPPET\nb\n'
+    assert debian_scripts.assemble_script('postinst', 'a\n#DEBHELPER#\nb\n', snip) == '#!/bin/sh\nset -e\n\na\n# SNIPPET\nb\n'
     # Complete script: kept, token replaced (or removed).
     full = '#!/bin/bash\nset -eu\n#DEBHELPER#\nexit 0\n'
-    assert dp.assemble_script('prerm', full, snip) == '#!/bin/bash\nset -eu\n# SNIPPET\nexit 0\n'
-    assert dp.assemble_script('prerm', full, None) == '#!/bin/bash\nset -eu\n\nexit 0\n'
+    assert debian_scripts.assemble_script('prerm', full, snip) == '#!/bin/bash\nset -eu\n# SNIPPET\nexit 0\n'
+    assert debian_scripts.assemble_script('prerm', full, None) == '#!/bin/bash\nset -eu\n\nexit 0\n'
     with pytest.raises(PackageValidationError):
-        dp.assemble_script('prerm', '#!/bin/sh\necho\n', snip)
+        debian_scripts.assemble_script('prerm', '#!/bin/sh\necho\n', snip)
     # No user script: generated only when there is a snippet.
-    assert dp.assemble_script('preinst', None, None) is None
-    assert dp.assemble_script('postrm', None, snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n'
-    assert dp.assemble_script('preinst', 'echo pre', None) == '#!/bin/sh\nset -e\n\necho pre\n'
+    assert debian_scripts.assemble_script('preinst', None, None) is None
+    assert debian_scripts.assemble_script('postrm', None, snip) == '#!/bin/sh\nset -e\n\n# SNIPPET\n'
+    assert debian_scripts.assemble_script('preinst', 'echo pre', None) == '#!/bin/sh\nset -e\n\necho pre\n'
 
 
 def test_user_scripts_in_package(srcdir):

@@ -247,6 +247,7 @@ def test_failures_are_clean(work):
         ('src and content', base_args(work, scripts={
             'postinst': {'src': str(work / 'src' / 'postinst.sh'), 'content': 'x'}})),
         ('unreadable script src', base_args(work, scripts={'postinst': {'src': str(work / 'src')}})),
+        ('dest is a directory', base_args(work, dest=str(work / 'src'))),
     ]
     results, output, _rc = run_tasks(work, tasks)
     assert 'Traceback' not in output
@@ -270,7 +271,14 @@ def test_failures_are_clean(work):
     assert str(work / 'afile') in results['dest parent is a file']['msg']
     assert 'mutually exclusive' in results['src and content']['msg']
     unreadable = results['unreadable script src']['msg']
-    assert str(work / 'src') in unreadable and 'Is a directory' in unreadable
+    assert unreadable == 'cannot read scripts.postinst.src %s: Is a directory' % (work / 'src')
+    assert results['dest is a directory']['msg'] == 'cannot write %s: Is a directory' % (work / 'src')
+    # One except clause in main(): every failure carries the same keys, path always the dest.
+    for name, args in tasks:
+        if name == 'src and content':   # refused by AnsibleModule's argument checks, before main's try
+            continue
+        assert results[name]['path'] == args['dest'], name
+        assert results[name]['changed'] is False and results[name]['units_verified'] is False, name
 
 
 def test_diff_mode_shows_control_change(work):
