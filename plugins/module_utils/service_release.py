@@ -172,10 +172,12 @@ class Host:
     def systemctl(self, *args: str) -> None:
         self.must(['systemctl'] + list(args), 'systemctl %s' % ' '.join(args))
 
-    def journal(self, unit: str, lines: int) -> List[str]:
+    def journal(self, unit: str, lines: int, own: bool = False) -> List[str]:
+        """The unit's last journal lines: systemd's about it and the service's own, or with `own`
+        only what the service itself wrote (its error, not "Scheduled restart job")."""
         # No --since: with it, --lines counts from the start of the window, not back from its end.
-        _rc, out, _err = self.run(['journalctl', '--unit', unit, '--lines', str(lines), '--no-pager',
-                                   '--output', 'cat'])
+        match = ['_SYSTEMD_UNIT=' + unit] if own else ['--unit', unit]
+        _rc, out, _err = self.run(['journalctl'] + match + ['--lines', str(lines), '--no-pager', '--output', 'cat'])
         return out.splitlines()[-lines:]
 
     def install(self, path: str) -> None:
@@ -531,14 +533,16 @@ class Release:
         return {'active_state': '%s/%s' % (state.get('ActiveState', '?'), state.get('SubState', '?')),
                 'restarts': int(state.get('NRestarts') or 0),
                 'result': state.get('Result', ''),
-                'journal': self.host.journal(self.req.unit, self.req.journal_lines)}
+                'journal': self.host.journal(self.req.unit, self.req.journal_lines),
+                'output': self.host.journal(self.req.unit, 5, own=True)}
 
     def _fail(self, result: Dict[str, Any], before: str, failure: str,
               backups: Dict[str, Optional[bytes]]) -> Dict[str, Any]:
         req = self.req
         diag = self.diagnostics()
         result['unit_state'] = diag
-        tail = ' | '.join(diag['journal'][-5:])
+        # The service's own last words say why; systemd's lines (restart counter...) are in the result.
+        tail = ' | '.join(diag['output'][-3:] or diag['journal'][-5:])
         said = '%s %s was not released on this host: %s. Unit %s, %d restarts%s.' % (
             req.name, req.version, failure, diag['active_state'], diag['restarts'],
             '; journal: %s' % tail if tail else '')
