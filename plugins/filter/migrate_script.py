@@ -60,10 +60,8 @@ _value:
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import (
-    BundleError,
-    migrate_script as render_migrate_script,
-)
+from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import BundleError
+from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_hooks import migrate_script as render_migrate_script
 
 
 def migrate_script(service, migrations_dir, pg_env_file=None, migrations_table='goship_schema_migrations',

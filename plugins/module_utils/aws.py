@@ -11,6 +11,10 @@
   after :data:`CONNECT_ATTEMPTS` attempts of at most :data:`CONNECT_TIMEOUT` seconds each.
 * :func:`describe_error`: turns a botocore exception into one sentence that says what
   failed and what to check.  Modules pass it to ``fail_json(msg=...)``; no tracebacks.
+* :class:`AWSErrorHandler`: the one wrapper for AWS calls.  A botocore failure of a call
+  (``ClientError`` or any ``BotoCoreError``) comes out as an :class:`AWSError`, a
+  :class:`~errors.GoshipError` whose message names what was being done and why it failed.
+* :class:`ConnectionConfigError`: contradictory connection options (a GoshipError too).
 * :data:`HAS_BOTO3` / :func:`require_boto3`: the import guard.
 
 No AnsibleModule is needed here except by :func:`require_boto3` (it takes the module).
@@ -20,8 +24,11 @@ from __future__ import annotations
 
 import copy
 import traceback
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
+
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 
 try:
     import boto3
@@ -41,11 +48,17 @@ except ImportError:
     HAS_BOTO3 = False
     BOTO3_IMPORT_ERROR = traceback.format_exc()
 
+    # Stand-ins so ``except`` clauses work without botocore; the same shapes as botocore's.
     class BotoCoreError(Exception):  # type: ignore[no-redef]
-        """Stand-in so ``except`` clauses work without botocore."""
+        """Stand-in for ``botocore.exceptions.BotoCoreError``."""
 
     class ClientError(Exception):  # type: ignore[no-redef]
-        """Stand-in so ``except`` clauses work without botocore."""
+        """Stand-in for ``botocore.exceptions.ClientError`` (``response``, ``operation_name``)."""
+
+        def __init__(self, error_response, operation_name):
+            super().__init__(error_response.get('Error', {}).get('Message'))
+            self.response = error_response
+            self.operation_name = operation_name
 else:
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
@@ -129,7 +142,7 @@ def same_connection(one, other):
     return all((one.get(name) or None) == (other.get(name) or None) for name in CREDENTIAL_KEYS)
 
 
-class ConnectionConfigError(Exception):
+class ConnectionConfigError(GoshipError):
     """The connection options contradict each other (checked before any AWS call)."""
 
 
@@ -339,75 +352,100 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
     encryption that was requested, if any; ``service`` names the AWS service in the hints.
     Works for any exception (falls back to str()).
     """
+    if HAS_BOTO3 and isinstance(exc, ClientError):
+        # S3's own codes first: no code is in both groups, so the order between them does not matter.
+        return (_describe_s3_client_error(exc, what, bucket, key, version_id, params, sse)
+                or _describe_client_error(exc, what, bucket, key, version_id, params, service))
+    return _describe_other_error(exc, what, params, service)
+
+
+def _client_error_parts(exc):
+    """(code, message, HTTP status, suffix) of a ClientError."""
+    response = exc.response or {}
+    return (error_code(exc) or '', response.get('Error', {}).get('Message') or '',
+            response.get('ResponseMetadata', {}).get('HTTPStatusCode'), details_suffix(exc))
+
+
+def _describe_s3_client_error(exc, what, bucket, key, version_id, params, sse):
+    """The sentence for S3's own error codes (objects, versions, buckets, SSE), else None.
+
+    S3 wording lives here, apart from the generic wording; s3_artifact, ledger and the
+    bundle upload of codedeploy_revision reach it through :func:`describe_error`.
+    """
+    code, message, _status, suffix = _client_error_parts(exc)
     location = where(params)
+    endpoint = (params or {}).get('endpoint_url') or 'the AWS endpoint'
+    uri = _s3_uri(bucket, key, version_id)
+    if code == 'NoSuchBucket':
+        return ('%s failed: bucket %s does not exist in %s: create it or check the bucket name '
+                '(goship_artifact_bucket)%s' % (what, bucket or '?', location, suffix))
+    if code in ('NoSuchVersion', 'InvalidVersionId') or (
+            version_id and (code in ('404', 'NotFound', 'NoSuchKey')
+                            or (code == 'InvalidArgument' and 'version' in message.lower()))):
+        return ('%s failed: version %s of s3://%s/%s does not exist: list the versions with '
+                'state=listed%s' % (what, version_id, bucket, key, suffix))
+    if code in ('NoSuchKey', '404', 'NotFound'):
+        return ('%s failed: %s does not exist in %s: check the key (<app>/<version>/...) and that '
+                'the artifact was uploaded%s' % (what, _s3_uri(bucket, key), location, suffix))
+    if code in ('MethodNotAllowed', '405') and version_id:
+        return ('%s failed: version %s of s3://%s/%s is a delete marker, not an object%s'
+                % (what, version_id, bucket, key, suffix))
+    if code in _DIGEST:
+        return ('%s failed: the server computed a different checksum than the client sent for %s: the '
+                'file changed while it was being uploaded or was corrupted in transit; run the task '
+                'again%s' % (what, uri, suffix))
+    if code.startswith('KMS.') or code in ('KMSAccessDenied', 'KMSDisabled', 'KMSNotFound',
+                                           'InvalidEncryptionAlgorithmError'):
+        return ('%s failed: server-side encryption %s was refused: %s: check kms_key_id and that '
+                '%s may use the key%s' % (what, sse or '', message or code, who(params), suffix))
+    if sse and code in ('InvalidRequest', 'InvalidArgument', 'NotImplemented', '501') and (
+            code in ('NotImplemented', '501') or any(w in message.lower() for w in _SSE_HINT_WORDS)):
+        return ('%s failed: the S3 server at %s does not accept server-side encryption %s (%s): set '
+                'encryption=none for S3 servers without SSE%s' % (what, endpoint, sse, message or code, suffix))
+    if code in _ACCESS_DENIED:
+        return ('%s failed: access denied to %s for %s: check the IAM and bucket policy '
+                '(s3:GetObject, s3:PutObject, s3:ListBucketVersions, ... on this bucket)%s'
+                % (what, uri, who(params), suffix))
+    if code in _WRONG_REGION:
+        response = exc.response or {}
+        region = response.get('Error', {}).get('Region') or \
+            response.get('ResponseMetadata', {}).get('HTTPHeaders', {}).get('x-amz-bucket-region')
+        hint = 'set region to %s' % region if region else 'set region to the bucket\'s region'
+        return '%s failed: bucket %s is not in %s: %s%s' % (what, bucket or '?', location, hint, suffix)
+    if code == 'InvalidBucketName':
+        return '%s failed: %r is not a valid bucket name%s' % (what, bucket, suffix)
+    return None
+
+
+def _describe_client_error(exc, what, bucket, key, version_id, params, service):
+    """The sentence for any service's credential, throttling and server errors (and the fallback)."""
+    code, message, status, suffix = _client_error_parts(exc)
     endpoint = (params or {}).get('endpoint_url') or 'the AWS endpoint'
     retries = (params or {}).get('retries')
     retries = 5 if retries is None else retries
-    uri = _s3_uri(bucket, key, version_id)
+    if code in _BAD_KEY:
+        return ('%s failed: %s is not known to %s: check access_key (AWS_ACCESS_KEY_ID) and that '
+                'endpoint_url points at the right %s service%s' % (what, who(params), endpoint, service, suffix))
+    if code == 'SignatureDoesNotMatch':
+        return ('%s failed: the request signature was rejected by %s: the secret key does not belong '
+                'to %s (check secret_key / AWS_SECRET_ACCESS_KEY), or the clock of the host running '
+                'the module is off%s' % (what, endpoint, who(params), suffix))
+    if code in _EXPIRED:
+        return ('%s failed: the credentials of %s have expired: refresh the session token or the '
+                'profile\'s login (aws sso login)%s' % (what, who(params), suffix))
+    if code in _THROTTLED:
+        return ('%s failed: %s kept throttling the requests after %d retries: retry later or raise '
+                'retries%s' % (what, endpoint, retries, suffix))
+    if (status and int(status) >= 500) or code in ('InternalError', '500', '502', '504'):
+        return ('%s failed: %s answered with a server error after %d retries: check the %s service '
+                'and retry%s' % (what, endpoint, retries, service, suffix))
+    detail = ': %s' % message if message and message != code else ''
+    return '%s failed for %s%s%s' % (what, _s3_uri(bucket, key, version_id), detail, suffix)
 
-    if HAS_BOTO3 and isinstance(exc, ClientError):
-        code = error_code(exc) or ''
-        response = exc.response or {}
-        message = response.get('Error', {}).get('Message') or ''
-        status = response.get('ResponseMetadata', {}).get('HTTPStatusCode')
-        suffix = details_suffix(exc)
 
-        if code == 'NoSuchBucket':
-            return ('%s failed: bucket %s does not exist in %s: create it or check the bucket name '
-                    '(goship_artifact_bucket)%s' % (what, bucket or '?', location, suffix))
-        if code in ('NoSuchVersion', 'InvalidVersionId') or (
-                version_id and (code in ('404', 'NotFound', 'NoSuchKey')
-                                or (code == 'InvalidArgument' and 'version' in message.lower()))):
-            return ('%s failed: version %s of s3://%s/%s does not exist: list the versions with '
-                    'state=listed%s' % (what, version_id, bucket, key, suffix))
-        if code in ('NoSuchKey', '404', 'NotFound'):
-            return ('%s failed: %s does not exist in %s: check the key (<app>/<version>/...) and that '
-                    'the artifact was uploaded%s' % (what, _s3_uri(bucket, key), location, suffix))
-        if code in ('MethodNotAllowed', '405') and version_id:
-            return ('%s failed: version %s of s3://%s/%s is a delete marker, not an object%s'
-                    % (what, version_id, bucket, key, suffix))
-        if code in _BAD_KEY:
-            return ('%s failed: %s is not known to %s: check access_key (AWS_ACCESS_KEY_ID) and that '
-                    'endpoint_url points at the right %s service%s' % (what, who(params), endpoint, service, suffix))
-        if code == 'SignatureDoesNotMatch':
-            return ('%s failed: the request signature was rejected by %s: the secret key does not belong '
-                    'to %s (check secret_key / AWS_SECRET_ACCESS_KEY), or the clock of the host running '
-                    'the module is off%s' % (what, endpoint, who(params), suffix))
-        if code in _EXPIRED:
-            return ('%s failed: the credentials of %s have expired: refresh the session token or the '
-                    'profile\'s login (aws sso login)%s' % (what, who(params), suffix))
-        if code in _DIGEST:
-            return ('%s failed: the server computed a different checksum than the client sent for %s: the '
-                    'file changed while it was being uploaded or was corrupted in transit; run the task '
-                    'again%s' % (what, uri, suffix))
-        if code.startswith('KMS.') or code in ('KMSAccessDenied', 'KMSDisabled', 'KMSNotFound',
-                                               'InvalidEncryptionAlgorithmError'):
-            return ('%s failed: server-side encryption %s was refused: %s: check kms_key_id and that '
-                    '%s may use the key%s' % (what, sse or '', message or code, who(params), suffix))
-        if sse and code in ('InvalidRequest', 'InvalidArgument', 'NotImplemented', '501') and (
-                code in ('NotImplemented', '501') or any(w in message.lower() for w in _SSE_HINT_WORDS)):
-            return ('%s failed: the S3 server at %s does not accept server-side encryption %s (%s): set '
-                    'encryption=none for S3 servers without SSE%s' % (what, endpoint, sse, message or code, suffix))
-        if code in _ACCESS_DENIED:
-            return ('%s failed: access denied to %s for %s: check the IAM and bucket policy '
-                    '(s3:GetObject, s3:PutObject, s3:ListBucketVersions, ... on this bucket)%s'
-                    % (what, uri, who(params), suffix))
-        if code in _WRONG_REGION:
-            region = response.get('Error', {}).get('Region') or \
-                response.get('ResponseMetadata', {}).get('HTTPHeaders', {}).get('x-amz-bucket-region')
-            hint = 'set region to %s' % region if region else 'set region to the bucket\'s region'
-            return '%s failed: bucket %s is not in %s: %s%s' % (what, bucket or '?', location, hint, suffix)
-        if code == 'InvalidBucketName':
-            return '%s failed: %r is not a valid bucket name%s' % (what, bucket, suffix)
-        if code in _THROTTLED:
-            return ('%s failed: %s kept throttling the requests after %d retries: retry later or raise '
-                    'retries%s' % (what, endpoint, retries, suffix))
-        if (status and int(status) >= 500) or code in ('InternalError', '500', '502', '504'):
-            return ('%s failed: %s answered with a server error after %d retries: check the %s service '
-                    'and retry%s' % (what, endpoint, retries, service, suffix))
-        detail = ': %s' % message if message and message != code else ''
-        return '%s failed for %s%s%s' % (what, uri, detail, suffix)
-
+def _describe_other_error(exc, what, params, service):
+    """The sentence for an exception that is not a ClientError (connection, credentials, ...)."""
+    endpoint = (params or {}).get('endpoint_url') or 'the AWS endpoint'
     if HAS_BOTO3 and isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return ('%s failed: cannot connect to %s (%d attempts, %d s connect timeout each): check '
                 'endpoint_url (AWS_URL) and that the %s service is running and reachable from the host '
@@ -443,3 +481,97 @@ def describe_error(exc, what, bucket=None, key=None, version_id=None, params=Non
     if HAS_BOTO3 and isinstance(exc, BotoCoreError):
         return '%s failed: %s' % (what, exc)
     return '%s failed: %s: %s' % (what, type(exc).__name__, exc)
+
+
+# ---------------------------------------------------------------------------------------------
+# The one wrapper for AWS calls
+
+
+class AWSError(GoshipError):
+    """An AWS call failed.
+
+    ``exc`` is the botocore exception behind it (None when there is none), ``operation`` the
+    API operation (``CreateDeployment``) when known.  ``details['error']`` holds the error's
+    type, code, message, HTTP status and request id for the module result.
+    """
+
+    def __init__(self, message: str, exc: Optional[BaseException] = None, operation: Optional[str] = None,
+                 details: Optional[Dict[str, Any]] = None):
+        super().__init__(message, details)
+        self.exc = exc
+        self.operation = operation
+
+    @property
+    def code(self) -> Optional[str]:
+        """The AWS error code of ``exc`` (``'NoSuchKey'``, ``'404'``, ...), else None."""
+        return error_code(self.exc)
+
+
+def api_name(method: Any) -> Optional[str]:
+    """The API operation of a bound boto3 client method (``client.create_deployment`` -> CreateDeployment)."""
+    name = getattr(method, '__name__', None)
+    mapping = getattr(getattr(getattr(method, '__self__', None), 'meta', None), 'method_to_api_mapping', None)
+    if isinstance(mapping, dict) and name in mapping:
+        return mapping[name]
+    return name
+
+
+class AWSErrorHandler:
+    """Runs AWS calls; a botocore failure comes out as :class:`AWSError` saying what failed.
+
+    The amazon.aws ``AWSErrorHandler`` idea: every call goes through :meth:`call` with what
+    it does in words ("create CodeDeploy application hello").  Any ``ClientError`` or
+    ``BotoCoreError`` (expected or not) becomes ``error_class`` with a sentence from
+    :meth:`describe` that starts with those words, so no traceback reaches the user.  A
+    service subclasses it to set ``error_class`` and word its own error codes; the generic
+    wording stays in :func:`describe_error`.
+    """
+
+    error_class: Type[AWSError] = AWSError
+    #: The service named in the hints of :func:`describe_error`.
+    service = 'AWS'
+    #: What counts as a failure of the call.
+    caught: Tuple[Type[BaseException], ...] = (ClientError, BotoCoreError)
+
+    def __init__(self, params: Optional[Dict[str, Any]] = None, service: Optional[str] = None):
+        self.params = params or {}
+        if service:
+            self.service = service
+
+    def call(self, what: str, method: Callable[..., Any], *args: Any, none_on: Tuple[str, ...] = (),
+             context: Optional[Dict[str, Any]] = None, **kwargs: Any) -> Any:
+        """``method(*args, **kwargs)``: its result, or None for an error code in ``none_on``.
+
+        ``what`` says what the call does; ``context`` is passed on to :meth:`describe`.
+        Raises ``error_class`` (see :meth:`error`) for any other botocore failure.
+        """
+        try:
+            return method(*args, **kwargs)
+        except Exception as exc:
+            if not isinstance(exc, self.caught):
+                raise       # not a failure of the call (a bug): keep its traceback
+            if none_on and error_code(exc) in none_on:
+                return None
+            raise self.error(exc, what, method, context) from exc
+
+    def error(self, exc: BaseException, what: str, method: Any = None,
+              context: Optional[Dict[str, Any]] = None) -> AWSError:
+        """The :class:`AWSError` for ``exc``, raised by ``method`` while doing ``what``."""
+        operation = getattr(exc, 'operation_name', None) or api_name(method)
+        client = getattr(method, '__self__', None)
+        endpoint = getattr(getattr(client, 'meta', None), 'endpoint_url', None)
+        message = self.describe(exc, what, operation=operation, endpoint=endpoint, **(context or {}))
+        return self.error_class_for(exc)(message, exc=exc, operation=operation, details=self.details(exc))
+
+    def error_class_for(self, exc: BaseException) -> Type[AWSError]:
+        """The class raised for ``exc`` (a subclass may pick a narrower one)."""
+        return self.error_class
+
+    def describe(self, exc: BaseException, what: str, operation: Optional[str] = None,
+                 endpoint: Optional[str] = None, **context: Any) -> str:
+        """One sentence for ``exc``: the generic wording of :func:`describe_error`."""
+        return describe_error(exc, what, params=self.params, service=self.service)
+
+    def details(self, exc: BaseException) -> Dict[str, Any]:
+        """The details merged into the module result: ``error`` (see :func:`error_details`)."""
+        return {'error': error_details(exc)}

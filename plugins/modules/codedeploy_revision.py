@@ -108,7 +108,7 @@ options:
         default: linux
       go_service:
         description:
-          - The standard bundle of a Go service (C(codedeploy_bundle.go_service_layout)).
+          - The standard bundle of a Go service (C(codedeploy_go_service.go_service_layout)).
           - "Hooks: ApplicationStop C(scripts/stop.sh), which always exits 0 because
             CodeDeploy runs it from the previously deployed revision. AfterInstall runs
             C(scripts/migrate.sh) when O(bundle.go_service.migrations_dir) is set (once per
@@ -694,16 +694,20 @@ error:
   type: dict
 """
 
-import os
-import tempfile
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.goship.deploy.plugins.module_utils import aws
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy as logic
-from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_bundle as cb
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_report as report
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_revision_bundle as revision_bundle
 from ansible_collections.goship.deploy.plugins.module_utils import s3_artifact as s3_logic
+from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import (
+    HAS_YAML,
+    YAML_IMPORT_ERROR,
+    BundleError,
+)
+from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_errors import DeploymentFailed, WaitTimeout
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 
 GO_SERVICE_SPEC = dict(
     service=dict(type='str', required=True),
@@ -797,20 +801,9 @@ def s3_params(params):
     return conn
 
 
-def check_arguments(params):
-    """Problems with the arguments, found before anything is built or any AWS call (messages)."""
-    problems = list(logic.check_bundle_options(params['bundle']))
-    if params['key'] is not None and (not params['key'].strip() or params['key'].endswith('/')):
-        problems.append('key %r must name the bundle object, e.g. <app>/<version>/codedeploy/<app>_<version>.zip'
-                        % params['key'])
-    if not 1 <= params['wait_timeout'] <= 86400:
-        problems.append('wait_timeout must be between 1 and 86400 seconds, got %d' % params['wait_timeout'])
-    if not 1 <= params['poll_interval'] <= 3600:
-        problems.append('poll_interval must be between 1 and 3600 seconds, got %d' % params['poll_interval'])
-    try:
-        s3_logic.validate_encryption(params['encryption'], params['kms_key_id'])
-    except s3_logic.InvalidArgument as exc:
-        problems.append(str(exc))
+def _deployment_problems(params):
+    """Problems with the deployment options (auto_rollback, ensure_deployment_group)."""
+    problems = []
     try:
         logic.normalize_auto_rollback(params['auto_rollback'])
     except ValueError as exc:
@@ -829,6 +822,24 @@ def check_arguments(params):
         problems.append('ensure_deployment_group and ensure_application need application')
     if group and not params['deployment_group']:
         problems.append('ensure_deployment_group needs deployment_group')
+    return problems
+
+
+def check_arguments(params):
+    """Problems with the arguments, found before anything is built or any AWS call (messages)."""
+    problems = list(revision_bundle.check_bundle_options(params['bundle']))
+    if params['key'] is not None and (not params['key'].strip() or params['key'].endswith('/')):
+        problems.append('key %r must name the bundle object, e.g. <app>/<version>/codedeploy/<app>_<version>.zip'
+                        % params['key'])
+    if not 1 <= params['wait_timeout'] <= 86400:
+        problems.append('wait_timeout must be between 1 and 86400 seconds, got %d' % params['wait_timeout'])
+    if not 1 <= params['poll_interval'] <= 3600:
+        problems.append('poll_interval must be between 1 and 3600 seconds, got %d' % params['poll_interval'])
+    try:
+        s3_logic.validate_encryption(params['encryption'], params['kms_key_id'])
+    except s3_logic.InvalidArgument as exc:
+        problems.append(str(exc))
+    problems += _deployment_problems(params)
     for label, conn in (('', params), ('', s3_params(params))):
         try:
             aws.check_connection_params(conn, label)
@@ -838,56 +849,36 @@ def check_arguments(params):
     return problems
 
 
-def error_details(exc):
-    """aws.error_details, without the HTML page an emulator may send as the error message."""
-    details = aws.error_details(exc)
-    if str(details.get('message') or '').lstrip().startswith('<'):
-        details['message'] = '(an HTML error page)'
-    return details
-
-
-def _bundle_file(module, params, built):
-    """A file holding the bundle bytes: bundle_path, else a temporary file."""
-    if params['bundle_path']:
-        return params['bundle_path']
-    handle, path = tempfile.mkstemp(prefix='codedeploy_bundle_', suffix='.' + built.fmt, dir=module.tmpdir)
-    with os.fdopen(handle, 'wb') as out:
-        out.write(built.data)
-    return path
-
-
-def run(module, params, result):
-    """Do the work; ``result`` is filled in as it goes (so failures can return what happened)."""
-    state = params['state']
-    bundle = params['bundle']
-    built = logic.build_from_options(bundle)
+def _build(module, params, result):
+    """Build and validate the bundle, write bundle_path; the BuiltRevision."""
+    built = revision_bundle.build_from_options(params['bundle'])
     result['bundle'] = built.to_dict(path=params['bundle_path'])
     result['validation'] = built.validation.to_dict()
     for warning in built.validation.warnings:
         module.warn('appspec: %s' % warning)
     if built.validation.problems:
         lines = [str(problem) for problem in built.validation.problems]
-        raise logic.CodeDeployError('the bundle is not valid, nothing was uploaded (%d problem(s)):\n%s'
-                                    % (len(lines), '\n'.join(lines)), problems=lines)
+        raise BundleError(lines, message='the bundle is not valid, nothing was uploaded (%d problem(s)):\n%s'
+                          % (len(lines), '\n'.join(lines)))
     key = params['key'] or ''
-    if state != 'validated' and not key.endswith(EXTENSIONS[built.fmt]):
+    if params['state'] != 'validated' and not key.endswith(EXTENSIONS[built.fmt]):
         module.warn('key %s does not end with .%s, the bundle format' % (key, built.fmt))
-
     if params['bundle_path']:
-        result['changed'] = logic.write_bundle(params['bundle_path'], built.data, module.check_mode) or result['changed']
-    if state == 'validated':
-        return result
-    if module.check_mode:
-        result['changed'] = True
-        return result
+        changed = revision_bundle.write_bundle(params['bundle_path'], built.data, module.check_mode)
+        result['changed'] = changed or result['changed']
+    return built
 
+
+def _upload(module, params, result, built):
+    """Upload the bundle to S3; the revision (that exact object version)."""
     metadata = {}
-    go_service = bundle.get('go_service') or {}
+    go_service = params['bundle'].get('go_service') or {}
     if go_service.get('version'):
         metadata['version'] = go_service['version']
-    s3 = aws.client('s3', s3_params(params))
-    upload = s3_logic.upload(s3, params['bucket'], key, _bundle_file(module, params, built), metadata=metadata,
-                             encryption=params['encryption'], kms_key_id=params['kms_key_id'])
+    path = revision_bundle.bundle_file(built, params['bundle_path'], module.tmpdir)
+    upload = revision_bundle.upload_bundle(s3_params(params), params['bucket'], params['key'], path,
+                                           metadata=metadata, encryption=params['encryption'],
+                                           kms_key_id=params['kms_key_id'])
     for warning in upload.pop('warnings', None) or []:
         module.warn(warning)
     result['artifact'] = dict((name, upload.get(name)) for name in ('bucket', 'key', 'version_id', 'etag', 'sha256',
@@ -896,12 +887,14 @@ def run(module, params, result):
     if upload.get('version_id') in (None, '', 'null'):
         module.warn('bucket %s is not versioned: the revision names the key only, so instances get whatever '
                     'object is there when they download it' % params['bucket'])
-    revision = logic.s3_revision(params['bucket'], key, built.fmt, upload.get('version_id'), upload.get('etag'))
+    revision = logic.s3_revision(params['bucket'], params['key'], built.fmt, upload.get('version_id'),
+                                 upload.get('etag'))
     result['revision'] = revision
+    return revision
 
-    client = None
-    if params['ensure_application'] or params['ensure_deployment_group'] or params['register'] or state == 'deployed':
-        client = logic.client_for(params)
+
+def _prepare(module, client, params, result, revision):
+    """ensure_application, ensure_deployment_group, register; the existing group's info (or None)."""
     application, group = params['application'], params['deployment_group']
     if params['ensure_application']:
         result['application_created'] = logic.ensure_application(client, application, params)
@@ -918,9 +911,12 @@ def run(module, params, result):
     if params['register']:
         result['registered'] = logic.register_revision(client, application, revision, params['description'], params)
         result['changed'] = result['changed'] or result['registered']
-    if state == 'present':
-        return result
+    return group_info
 
+
+def _deploy(client, params, result, revision, group_info):
+    """Create the deployment (unless this revision is already the group's), wait, report."""
+    application, group = params['application'], params['deployment_group']
     existing = None
     if not params['force']:
         existing = logic.find_current_deployment(client, application, group, revision, params, group_info=group_info)
@@ -938,18 +934,39 @@ def run(module, params, result):
 
     if not params['wait']:
         info = existing or logic.get_deployment(client, deployment_id, params)
-        summary = logic.build_summary(info)
-        result.update(status=summary['status'], deployment=summary, report=logic.format_summary(summary))
-        return result
-
+        summary = report.build_summary(info)
+        result.update(status=summary['status'], deployment=summary, report=report.format_summary(summary))
+        return
     info, timed_out, polls = logic.wait_for_deployment(client, deployment_id, params['wait_timeout'],
                                                        params['poll_interval'], params)
-    summary = logic.summarize(client, info, params)
-    result.update(status=summary['status'], deployment=summary, report=logic.format_summary(summary))
+    summary = report.summarize(client, info, params)
+    result.update(status=summary['status'], deployment=summary, report=report.format_summary(summary))
     if timed_out:
-        raise logic.WaitTimeout(logic.timeout_message(summary, params['wait_timeout'], polls))
+        raise WaitTimeout(report.timeout_message(summary, params['wait_timeout'], polls))
     if summary['status'] != 'Succeeded':
-        raise logic.DeploymentFailed(logic.failure_message(summary))
+        raise DeploymentFailed(report.failure_message(summary))
+
+
+def run(module, params, result):
+    """Do the work; ``result`` is filled in as it goes (so failures can return what happened).
+
+    Every failure is a GoshipError (bundle, upload, CodeDeploy call, failed deployment).
+    """
+    state = params['state']
+    built = _build(module, params, result)
+    if state == 'validated':
+        return result
+    if module.check_mode:
+        result['changed'] = True
+        return result
+    revision = _upload(module, params, result, built)
+    if not (params['ensure_application'] or params['ensure_deployment_group'] or params['register']
+            or state == 'deployed'):
+        return result
+    client = logic.client_for(params)
+    group_info = _prepare(module, client, params, result, revision)
+    if state == 'deployed':
+        _deploy(client, params, result, revision, group_info)
     return result
 
 
@@ -959,40 +976,17 @@ def main():
     problems = check_arguments(params)
     if problems:
         module.fail_json(msg='; '.join(problems), problems=problems)
+    if not HAS_YAML:
+        module.fail_json(msg=missing_required_lib('PyYAML'), exception=YAML_IMPORT_ERROR)
     if params['state'] != 'validated' and not module.check_mode:
         aws.require_boto3(module)
 
     result = dict(changed=False, state=params['state'])
-    what = 'state=%s' % params['state']
     try:
         run(module, params, result)
-    except cb.BundleError as exc:
-        module.fail_json(msg='cannot build the bundle: %s' % '; '.join(exc.problems), problems=exc.problems,
-                         **result)
-    except (logic.WaitTimeout, logic.DeploymentFailed) as exc:
-        module.fail_json(msg=exc.msg, **result)
-    except logic.CodeDeployError as exc:
-        extra = dict(exc.details)
-        extra.pop('operation', None)
-        if exc.exc is not None:
-            extra['error'] = error_details(exc.exc)
-        module.fail_json(msg=exc.msg, **dict(result, **extra))
-    except s3_logic.S3Error as exc:
-        sse = params['encryption'] if params['encryption'] != 'none' else None
-        msg = aws.describe_error(exc.exc, exc.what, bucket=exc.bucket, key=exc.key, version_id=exc.version_id,
-                                 params=s3_params(params), sse=sse)
-        module.fail_json(msg=msg, error=aws.error_details(exc.exc), **result)
-    except s3_logic.ArtifactError as exc:
-        module.fail_json(msg=exc.msg, **result)
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg='%s failed: %s' % (what, exc), **result)
-    except aws.ConnectionConfigError as exc:
-        module.fail_json(msg=str(exc), **result)
-    except (aws.BotoCoreError, aws.ClientError) as exc:
-        module.fail_json(msg=aws.describe_error(exc, what, params=params), error=aws.error_details(exc), **result)
-    except Exception as exc:  # anything unforeseen: one line, the traceback only with -vvv
-        module.fail_json(msg='%s failed unexpectedly: %s: %s' % (what, type(exc).__name__, exc),
-                         exception=traceback.format_exc(), **result)
+    except GoshipError as exc:
+        # What was done before the failure (bundle, artifact, deployment_id, ...) stays in the result.
+        module.fail_json(**dict(result, **exc.result()))
     module.exit_json(**result)
 
 

@@ -191,7 +191,7 @@ def main(module=None):
         result = run(module, ledger)
     except GoshipError as exc:
         module.fail_json(**exc.result())
-    except (aws.BotoCoreError, aws.ClientError, aws.ConnectionConfigError) as exc:
+    except (aws.BotoCoreError, aws.ClientError) as exc:   # aws.ConnectionConfigError is a GoshipError
         module.fail_json(msg=aws.describe_error(exc, 'state=%s of the ledger in s3://%s' % (params['state'], params['bucket']),
                                                 bucket=params['bucket'], params=params),
                          error=aws.error_details(exc))

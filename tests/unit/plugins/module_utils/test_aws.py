@@ -25,6 +25,7 @@ from botocore.exceptions import (
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.goship.deploy.plugins.module_utils import aws
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 
 LAB = dict(region='us-east-1', endpoint_url='http://172.29.77.1:8333', access_key='AKIDEXAMPLE',
            secret_key='wJalrXUtnFEMI/K7MDENG', retries=5)
@@ -356,3 +357,103 @@ def test_present_boto3_does_not_fail():
     module = FakeModule()
     aws.require_boto3(module)
     assert module.failed is None
+
+
+# --------------------------------------------------------------------------- the one wrapper for AWS calls
+
+
+@pytest.fixture
+def s3(clean_env):
+    """A real S3 client (no request leaves the process: Stubber or a refused port)."""
+    import boto3
+    return boto3.client('s3', region_name='us-east-1', aws_access_key_id='AKIDEXAMPLE', aws_secret_access_key='x')
+
+
+def test_wrapper_turns_a_client_error_into_a_goship_error_naming_the_operation(s3):
+    from botocore.stub import Stubber
+    with Stubber(s3) as stubber:
+        stubber.add_client_error('head_bucket', service_error_code='AccessDenied', service_message='no',
+                                 http_status_code=403)
+        with pytest.raises(aws.AWSError) as info:
+            aws.AWSErrorHandler(LAB, service='S3').call('check bucket b', s3.head_bucket, Bucket='b')
+    err = info.value
+    assert isinstance(err, GoshipError) and isinstance(err.exc, ClientError)
+    assert err.operation == 'HeadBucket' and err.code == 'AccessDenied'
+    assert err.message.startswith('check bucket b failed: access denied')
+    result = err.result()
+    assert result['msg'] == err.message
+    assert result['error']['code'] == 'AccessDenied' and result['error']['operation'] == 'HeadBucket'
+    assert result['error']['http_status'] == 403
+
+
+def test_wrapper_turns_a_botocore_error_into_a_goship_error_naming_the_operation(s3):
+    unreachable = dict(LAB, endpoint_url='http://127.0.0.1:9', retries=0)
+    import boto3
+    client = boto3.client('s3', region_name='us-east-1', endpoint_url='http://127.0.0.1:9',
+                          aws_access_key_id='AKIDEXAMPLE', aws_secret_access_key='x',
+                          config=aws.client_config(unreachable))
+    with pytest.raises(aws.AWSError) as info:
+        aws.AWSErrorHandler(unreachable, service='S3').call('list the versions of s3://b/k',
+                                                            client.list_object_versions, Bucket='b', Prefix='k')
+    err = info.value
+    assert isinstance(err.exc, EndpointConnectionError) and err.operation == 'ListObjectVersions'
+    assert err.message.startswith('list the versions of s3://b/k failed: cannot connect to http://127.0.0.1:9')
+    assert err.result()['error'] == dict(type='EndpointConnectionError')
+
+
+@pytest.mark.parametrize('exc, fragment', [
+    (ReadTimeoutError(endpoint_url='http://x'), 'do it failed: the AWS endpoint did not answer within 60 s'),
+    (NoCredentialsError(), 'do it failed: no AWS credentials found'),
+    (ProfileNotFound(profile='ghost'), 'do it failed: profile ghost is not in ~/.aws/config'),
+])
+def test_wrapper_catches_every_botocore_error(exc, fragment):
+    def boom(**kwargs):
+        raise exc
+    with pytest.raises(aws.AWSError, match=fragment) as info:
+        aws.AWSErrorHandler().call('do it', boom, Bucket='b')
+    assert info.value.exc is exc and info.value.operation == 'boom'
+
+
+def test_wrapper_returns_none_for_expected_codes_and_passes_results_through(s3):
+    from botocore.stub import Stubber
+    with Stubber(s3) as stubber:
+        stubber.add_client_error('head_bucket', service_error_code='404', http_status_code=404)
+        stubber.add_response('head_bucket', {}, {'Bucket': 'b'})
+        api = aws.AWSErrorHandler(LAB)
+        assert api.call('check bucket b', s3.head_bucket, none_on=('404', 'NoSuchBucket'), Bucket='b') is None
+        assert api.call('check bucket b', s3.head_bucket, none_on=('404',), Bucket='b') is not None
+
+
+def test_wrapper_leaves_other_exceptions_alone():
+    def bug(**kwargs):
+        raise KeyError('x')
+    with pytest.raises(KeyError):
+        aws.AWSErrorHandler().call('do it', bug)
+
+
+def test_connection_config_error_is_a_goship_error():
+    with pytest.raises(GoshipError) as info:
+        aws.check_connection_params(dict(access_key='AKID'))
+    assert isinstance(info.value, aws.ConnectionConfigError)
+    assert info.value.result() == dict(msg='access_key is set but secret_key is not: give both (or neither, to use '
+                                           'a profile, the environment or an instance role)')
+
+
+def test_stand_ins_without_botocore_have_botocore_shapes(tmp_path):
+    """Without boto3/botocore aws.py still imports, and its ClientError takes (response, operation)."""
+    import os
+    import subprocess
+    import sys
+    code = ('import sys; sys.modules["boto3"] = sys.modules["botocore"] = None\n'
+            'from ansible_collections.goship.deploy.plugins.module_utils import aws\n'
+            'assert not aws.HAS_BOTO3\n'
+            'exc = aws.ClientError({"Error": {"Code": "NoSuchKey", "Message": "gone"}}, "GetObject")\n'
+            'assert aws.error_code(exc) == "NoSuchKey" and exc.operation_name == "GetObject" and str(exc) == "gone"\n'
+            'try:\n'
+            '    aws.AWSErrorHandler().call("read k", lambda: (_ for _ in ()).throw(exc))\n'
+            'except aws.AWSError as err:\n'
+            '    assert err.message.startswith("read k failed"), err.message\n'
+            'print("ok")\n')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, cwd=str(tmp_path), check=False,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.returncode == 0 and proc.stdout.strip() == 'ok', proc.stderr

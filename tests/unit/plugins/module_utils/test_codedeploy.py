@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: goship.deploy maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests for module_utils/codedeploy.py (and the glue of the codedeploy_revision module).
+"""Tests for module_utils/codedeploy*.py (API calls, errors, report, revision bundle) and the codedeploy_revision module.
 
 1. Waiting and reporting run on the response corpus in ``codedeploy_responses/``: response
    bodies in the CodeDeploy JSON wire format (succeeded; failed with diagnostics; stopped;
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.parsers import create_parser
 from botocore.stub import Stubber
 from botocore import xform_name
@@ -38,6 +38,10 @@ from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy as cd
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_bundle as cb
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_errors as cde
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_report as report
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_revision_bundle as revision_bundle
+from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 from ansible_collections.goship.deploy.plugins.modules import codedeploy_revision as module
 
 RESPONSES = Path(__file__).resolve().parent / 'codedeploy_responses'
@@ -121,7 +125,7 @@ def test_parsed_timestamps_are_datetimes_like_from_the_service(client):
 def summary_of(client, name):
     stubber = stub(client, name)
     info = cd.get_deployment(client, first_deployment_id(name))
-    summary = cd.summarize(client, info)
+    summary = report.summarize(client, info)
     stubber.assert_no_pending_responses()
     return summary
 
@@ -144,7 +148,7 @@ def test_succeeded_deployment_summary(client):
     assert summary['revision'] == dict(bucket='goship-artifacts', key='hello-svc/1.214/codedeploy/hello-svc_1.214.zip',
                                        bundle_type='zip', version='Qh7pLkV2bXo0m6sJrT1u8yZcWq3eN5dA',
                                        etag='c3a1e6f09b7d4c2e8f5a0b1d2e3f4a5b')
-    lines = cd.format_summary(summary)
+    lines = report.format_summary(summary)
     assert lines[0].startswith('CodeDeploy deployment d-4J8Y1FVKB of hello-svc to hello-svc-production '
                                '(CodeDeployDefault.OneAtATime): Succeeded after ')
     assert 'instances: 2 (2 succeeded, 0 failed)' in lines
@@ -171,7 +175,7 @@ def test_failed_deployment_reports_script_error_code_and_log_tail(client):
     assert after and set(after) == {'Skipped'}
     assert by_id['i-0c2d4e6f8a0b1c3d5']['status'] == 'Skipped'
 
-    msg = cd.failure_message(summary)
+    msg = report.failure_message(summary)
     first_line = msg.splitlines()[0]
     assert first_line.startswith('CodeDeploy deployment d-7QK2ZC3XA failed: HEALTH_CONSTRAINTS: The overall')
     assert ('i-0f9e8d7c6b5a49382 failed at ValidateService: ScriptFailed in scripts/validate.sh: Script at '
@@ -185,7 +189,7 @@ def test_failed_deployment_reports_script_error_code_and_log_tail(client):
 def test_stopped_deployment(client):
     summary = summary_of(client, 'stopped.json')
     assert summary['status'] == 'Stopped' and summary['error']['code'] == 'MANUAL_STOP'
-    msg = cd.failure_message(summary)
+    msg = report.failure_message(summary)
     assert msg.startswith('CodeDeploy deployment d-2M6NV0PRS stopped: MANUAL_STOP: The deployment was stopped')
     stopped = [i for i in summary['instances'] if i['status'] == 'Failed'][0]
     assert stopped['failure']['event'] == 'DownloadBundle' and stopped['failure']['error_code'] == 'UnknownError'
@@ -201,7 +205,7 @@ def test_rolled_back_deployment_reports_the_rollback_and_its_status(client):
     failure = summary['instances'][0]['failure']
     assert failure['event'] == 'AfterInstall' and failure['error_code'] == 'ScriptTimedOut'
     assert failure['script_name'] == 'scripts/install.sh' and 'Could not get lock' in failure['log_tail']
-    msg = cd.failure_message(summary)
+    msg = report.failure_message(summary)
     assert 'rolled back by d-5EX0QF8LJ (Succeeded)' in msg.splitlines()[0]
     assert 'rolled back by deployment d-5EX0QF8LJ (Succeeded): Deployment d-9HT4WB1YE was rolled back' in msg
     assert 'AfterInstall FAILED 10m00s' in msg
@@ -209,10 +213,10 @@ def test_rolled_back_deployment_reports_the_rollback_and_its_status(client):
 
 def test_the_rollback_deployment_itself_names_what_it_rolls_back(client):
     body = corpus('rolled_back.json')['calls'][-1]['response']
-    summary = cd.build_summary(parse(client, 'GetDeployment', body, 'r')['deploymentInfo'])
+    summary = report.build_summary(parse(client, 'GetDeployment', body, 'r')['deploymentInfo'])
     assert summary['creator'] == 'codeDeployRollback'
     assert summary['rollback']['triggering_deployment_id'] == 'd-9HT4WB1YE'
-    assert 'this deployment rolls back deployment d-9HT4WB1YE' in cd.format_summary(summary)
+    assert 'this deployment rolls back deployment d-9HT4WB1YE' in report.format_summary(summary)
 
 
 class FakeClock(object):
@@ -239,7 +243,7 @@ def test_wait_polls_until_final_then_reports(client):
                                                     clock=fake.clock, sleep=fake.sleep)
     assert (info['status'], timed_out, polls) == ('Succeeded', False, 4)
     assert fake.sleeps == [15, 15, 15]
-    summary = cd.summarize(client, info)
+    summary = report.summarize(client, info)
     stubber.assert_no_pending_responses()
     assert summary['counts']['succeeded'] == 2 and len(summary['instances']) == 2
 
@@ -259,9 +263,9 @@ def test_wait_ends_at_the_timeout_with_the_last_status_and_a_partial_report(clie
                                                     clock=fake.clock, sleep=fake.sleep)
     assert (info['status'], timed_out, polls) == ('InProgress', True, 3)
     assert fake.sleeps == [10, 10]
-    summary = cd.summarize(client, info)
+    summary = report.summarize(client, info)
     stubber.assert_no_pending_responses()
-    msg = cd.timeout_message(summary, 20, polls)
+    msg = report.timeout_message(summary, 20, polls)
     assert msg.startswith('CodeDeploy deployment d-1RZ7KD4GU did not reach a final status (Succeeded, Failed or '
                           'Stopped) within wait_timeout=20 s: last status InProgress after 3 poll(s)')
     assert 'never started' not in msg
@@ -280,8 +284,8 @@ def test_wait_is_bounded_even_when_the_clock_stands_still(client):
     info, timed_out, polls = cd.wait_for_deployment(client, 'd-1RZ7KD4GU', timeout=5, interval=1,
                                                     clock=lambda: 1000.0, sleep=frozen.sleeps.append)
     assert timed_out and info['status'] == 'Created' and polls == 7    # timeout / interval + 2
-    summary = cd.build_summary(info, targets_note='the deployment has not started on any instance yet')
-    msg = cd.timeout_message(summary, 5, polls)
+    summary = report.build_summary(info, targets_note='the deployment has not started on any instance yet')
+    msg = report.timeout_message(summary, 5, polls)
     assert 'last status Created after 7 poll(s)' in msg and 'It never started' in msg
 
 
@@ -292,7 +296,7 @@ def test_older_instance_api_gives_the_same_report(client):
     failed = summary['instances'][1]
     assert failed['target_arn'] == 'arn:aws:ec2:eu-central-1:123456789012:instance/i-0f9e8d7c6b5a49382'
     assert failed['failure']['event'] == 'ApplicationStart' and failed['failure']['script_name'] == 'scripts/start.sh'
-    assert 'journalctl -xeu hello-svc.service' in cd.failure_message(summary)
+    assert 'journalctl -xeu hello-svc.service' in report.failure_message(summary)
 
 
 def test_targets_of_a_deployment_that_has_not_started(client):
@@ -316,11 +320,11 @@ def test_targets_that_cannot_be_read_do_not_hide_the_outcome(client):
 def test_moto_shaped_deployment_info_has_no_error_and_no_rollback():
     info = dict(deploymentId='d', applicationName='a', deploymentGroupName='g', status='Created',
                 errorInformation={}, rollbackInfo={}, deploymentOverview={'Pending': 0}, revision={})
-    summary = cd.build_summary(info)
+    summary = report.build_summary(info)
     assert summary['error'] is None and summary['rollback'] is None and summary['revision'] is None
     assert summary['counts']['total'] == 0
-    assert cd.format_summary(summary)[0] == ("CodeDeploy deployment d of a to g (the group's deployment config): "
-                                             "Created")
+    assert report.format_summary(summary)[0] == ("CodeDeploy deployment d of a to g (the group's deployment config): "
+                                                 "Created")
 
 
 # ------------------------------------------------------------------------------------------ moto over HTTP
@@ -356,7 +360,7 @@ def test_register_against_moto_names_the_operation_and_the_endpoint_without_retr
     revision = cd.s3_revision('b', 'k.zip', 'zip', 'v1', '"etag"')
     with pytest.raises(cd.NotImplementedByEndpoint) as caught:
         cd.register_revision(client, 'app', revision, params=moto_params)
-    msg = caught.value.msg
+    msg = caught.value.message
     assert 'RegisterApplicationRevision is not implemented by the CodeDeploy endpoint %s' % moto_url in msg
     assert 'set register: false' in msg and 'HTML error page' in msg
     # one request each for the lookup and the registration: the HTML 500s were not retried
@@ -382,11 +386,11 @@ def test_moto_deployment_never_progresses_and_the_wait_ends_at_the_timeout(moto_
     info, timed_out, polls = cd.wait_for_deployment(client, deployment_id, timeout=1, interval=0.5,
                                                     params=moto_params)
     assert timed_out and info['status'] == 'Created' and 2 <= polls <= 4
-    summary = cd.summarize(client, info, moto_params)
+    summary = report.summarize(client, info, moto_params)
     assert summary['instances'] == [] and summary['instances_source'] is None
     assert summary['instances_note'] == ('no per-instance details: the endpoint %s implements neither '
                                          'ListDeploymentTargets nor ListDeploymentInstances' % moto_params['endpoint_url'])
-    assert 'last status Created' in cd.timeout_message(summary, 1, polls)
+    assert 'last status Created' in report.timeout_message(summary, 1, polls)
 
 
 def test_unknown_application_and_group_are_explained(moto_params):
@@ -395,12 +399,12 @@ def test_unknown_application_and_group_are_explained(moto_params):
     with pytest.raises(cd.CodeDeployError) as caught:
         cd.create_deployment(client, cd.create_deployment_args('no-such-app', 'grp', revision), moto_params)
     assert 'application no-such-app does not exist in region us-east-1 at %s' % moto_params['endpoint_url'] \
-        in caught.value.msg
-    assert 'ensure_application: true' in caught.value.msg
+        in caught.value.message
+    assert 'ensure_application: true' in caught.value.message
     cd.ensure_application(client, 'app-nogroup', moto_params)
     with pytest.raises(cd.CodeDeployError) as caught:
         cd.create_deployment(client, cd.create_deployment_args('app-nogroup', 'nope', revision), moto_params)
-    assert 'deployment group nope of application app-nogroup does not exist' in caught.value.msg
+    assert 'deployment group nope of application app-nogroup does not exist' in caught.value.message
     assert cd.get_deployment_group(client, 'app-nogroup', 'nope', moto_params) is None
 
 
@@ -410,8 +414,8 @@ def test_unreachable_endpoint_is_one_clear_sentence():
     with pytest.raises(cd.CodeDeployError) as caught:
         cd.get_deployment(client, 'd-X', params)
     assert isinstance(caught.value.exc, EndpointConnectionError)
-    assert 'cannot connect to http://127.0.0.1:9' in caught.value.msg
-    assert 'the CodeDeploy service' in caught.value.msg and 'S3' not in caught.value.msg
+    assert 'cannot connect to http://127.0.0.1:9' in caught.value.message
+    assert 'the CodeDeploy service' in caught.value.message and 'S3' not in caught.value.message
 
 
 # ------------------------------------------------------------------------------------------ error mapping
@@ -435,10 +439,65 @@ def client_error(code, message='', status=400, operation='CreateDeployment', hea
     ('SomethingNew', ['do it failed: boom (SomethingNew, HTTP 400, request id req-1)']),
 ])
 def test_codedeploy_error_codes_become_actionable_messages(code, fragments):
-    msg = cd.describe_error(client_error(code, 'boom'), 'do it', CONN, application='app', deployment_group='grp')
+    msg = cde.describe_error(client_error(code, 'boom'), 'do it', CONN, application='app', deployment_group='grp')
     for fragment in fragments:
         assert fragment in msg, msg
     assert SECRET not in msg
+
+
+def test_a_failed_call_is_a_goship_error_naming_the_operation(client):
+    stubber = Stubber(client)
+    stubber.add_client_error('get_application', service_error_code='ApplicationDoesNotExistException',
+                             http_status_code=400, expected_params={'applicationName': 'app'})
+    stubber.add_client_error('create_application', service_error_code='AccessDeniedException', service_message='no',
+                             http_status_code=400, expected_params={'applicationName': 'app', 'computePlatform': 'Server'})
+    with stubber, pytest.raises(GoshipError) as caught:
+        cd.ensure_application(client, 'app', CONN)
+    err = caught.value
+    assert isinstance(err, cd.CodeDeployError) and isinstance(err.exc, ClientError)
+    assert err.operation == 'CreateApplication' and err.code == 'AccessDeniedException'
+    assert err.message.startswith('create CodeDeploy application app failed: access denied for access key '
+                                  'AKIDGOSHIPTEST: allow codedeploy:CreateApplication on application app')
+    result = err.result()
+    assert result['msg'] == err.message and result['error']['code'] == 'AccessDeniedException'
+    assert result['error']['operation'] == 'CreateApplication' and SECRET not in json.dumps(result)
+
+
+def test_expected_codes_are_answers_not_failures(client):
+    stubber = Stubber(client)
+    stubber.add_client_error('get_application', service_error_code='ApplicationDoesNotExistException',
+                             http_status_code=400)
+    stubber.add_client_error('create_application', service_error_code='ApplicationAlreadyExistsException',
+                             http_status_code=400)
+    stubber.add_client_error('get_deployment_group', service_error_code='DeploymentGroupDoesNotExistException',
+                             http_status_code=400)
+    with stubber:
+        assert cd.ensure_application(client, 'app', CONN) is False     # created meanwhile by someone else
+        assert cd.get_deployment_group(client, 'app', 'grp', CONN) is None
+
+
+@pytest.mark.parametrize('exc, cls, fragment', [
+    (ReadTimeoutError(endpoint_url='http://x'), cd.CodeDeployError,
+     'read deployment d-1 failed: the AWS endpoint did not answer within 60 s: check the CodeDeploy service'),
+    (NotImplementedError('get_deployment has not been implemented'), cd.NotImplementedByEndpoint,
+     'read deployment d-1 failed: boom is not implemented by the CodeDeploy endpoint'),
+    (client_error('UnknownOperationException', operation='GetDeployment'), cd.NotImplementedByEndpoint,
+     'read deployment d-1 failed: GetDeployment is not implemented by the CodeDeploy endpoint'),
+])
+def test_unexpected_botocore_errors_go_through_the_wrapper_too(exc, cls, fragment):
+    def boom(**kwargs):
+        raise exc
+    with pytest.raises(cls) as caught:
+        cde.CodeDeployErrorHandler(CONN).call('read deployment d-1', boom, deploymentId='d-1')
+    assert caught.value.message.startswith(fragment), caught.value.message
+    assert caught.value.exc is exc and 'Traceback' not in caught.value.message
+
+
+def test_every_api_call_goes_through_the_wrapper():
+    """codedeploy.py has no hand-written botocore except clause left: the wrapper is the only one."""
+    source = Path(cd.__file__).read_text()
+    assert 'except (ClientError' not in source and 'except ClientError' not in source
+    assert 'except BotoCoreError' not in source and 'except (BotoCoreError' not in source
 
 
 @pytest.mark.parametrize('exc, expected', [
@@ -452,7 +511,7 @@ def test_codedeploy_error_codes_become_actionable_messages(code, fragments):
     (ValueError('x'), False),
 ])
 def test_is_not_implemented(exc, expected):
-    assert cd.is_not_implemented(exc) is expected
+    assert cde.is_not_implemented(exc) is expected
 
 
 # ------------------------------------------------------------------------------------------ request shapes
@@ -522,15 +581,15 @@ def go_options(deb, **extra):
 
 
 def test_go_service_bundle_from_options_is_reproducible_and_valid(deb):
-    first = cd.build_from_options(go_options(deb))
-    second = cd.build_from_options(go_options(deb))
+    first = revision_bundle.build_from_options(go_options(deb))
+    second = revision_bundle.build_from_options(go_options(deb))
     assert first.data == second.data and first.sha256 == second.sha256
     assert first.validation.ok
     assert [w.path for w in first.validation.warnings] == ['hooks.ApplicationStop']
     assert 'pkg/hello-svc_1.214_amd64.deb' in first.entries and 'scripts/validate.sh' in first.entries
     with zipfile.ZipFile(io.BytesIO(first.data)) as archive:
         assert archive.namelist()[0] == 'appspec.yml'
-    tgz = cd.build_from_options(go_options(deb, format='tgz', mtime=1700000000))
+    tgz = revision_bundle.build_from_options(go_options(deb, format='tgz', mtime=1700000000))
     assert tgz.fmt == 'tgz' and tgz.data[:2] == b'\x1f\x8b' and tgz.validation.ok
 
 
@@ -543,7 +602,7 @@ def test_structured_bundle_with_content_directory(tmp_path):
                    hooks=dict(ApplicationStart=[dict(location='scripts/start.sh', timeout=60, runas='root')]),
                    content=[dict(src=str(scripts), path='scripts', mode='0755'),
                             dict(src=str(tmp_path / 'app'), path='bin/app', mode='0755')])
-    built = cd.build_from_options(options)
+    built = revision_bundle.build_from_options(options)
     assert built.validation.ok, built.validation.format()
     assert built.entries == ['appspec.yml', 'bin', 'bin/app', 'scripts', 'scripts/start.sh']
     assert 'ApplicationStart:\n    - location: scripts/start.sh\n      timeout: 60\n      runas: root' in built.appspec
@@ -552,7 +611,7 @@ def test_structured_bundle_with_content_directory(tmp_path):
 def test_every_appspec_problem_is_reported_with_its_path(tmp_path):
     text = ('version: "0.0"\nos: linux\nhooks:\n  Install:\n    - location: scripts/x.sh\n'
             '  AfterInstall:\n    - location: scripts/missing.sh\n      timeout: 4000\n      runas: "root; id"\n')
-    built = cd.build_from_options(dict(format='zip', appspec_content=text))
+    built = revision_bundle.build_from_options(dict(format='zip', appspec_content=text))
     paths = sorted(set(p.path for p in built.validation.problems))
     assert paths == ['hooks.AfterInstall[0].location', 'hooks.AfterInstall[0].runas', 'hooks.AfterInstall[0].timeout',
                      'hooks.Install', 'hooks.Install[0].location', 'version']
@@ -560,26 +619,26 @@ def test_every_appspec_problem_is_reported_with_its_path(tmp_path):
 
 def test_bundle_inputs_that_cannot_be_built(tmp_path, deb):
     with pytest.raises(cb.BundleError, match='bundle takes one appspec source, got appspec_content and go_service'):
-        cd.build_from_options(go_options(deb, appspec_content='version: 0.0\nos: linux\n'))
+        revision_bundle.build_from_options(go_options(deb, appspec_content='version: 0.0\nos: linux\n'))
     with pytest.raises(cb.BundleError, match='bundle needs one appspec source'):
-        cd.build_from_options(dict(format='zip'))
+        revision_bundle.build_from_options(dict(format='zip'))
     with pytest.raises(cb.BundleError, match=r'bundle.content\[0\].src .*/nope does not exist'):
-        cd.build_from_options(dict(format='zip', appspec_content='version: 0.0\nos: linux\n',
-                                   content=[dict(src=str(tmp_path / 'nope'))]))
+        revision_bundle.build_from_options(dict(format='zip', appspec_content='version: 0.0\nos: linux\n',
+                                                content=[dict(src=str(tmp_path / 'nope'))]))
     with pytest.raises(cb.BundleError, match='bundle.appspec: cannot read'):
-        cd.build_from_options(dict(format='zip', appspec=str(tmp_path / 'missing.yml')))
+        revision_bundle.build_from_options(dict(format='zip', appspec=str(tmp_path / 'missing.yml')))
     with pytest.raises(cb.BundleError, match="health_url 'localhost:8080' must be an http"):
-        cd.build_from_options(dict(format='zip', go_service=dict(service='s', version='1', artifact=str(deb),
-                                                                 health_url='localhost:8080')))
+        revision_bundle.build_from_options(dict(format='zip', go_service=dict(service='s', version='1', artifact=str(deb),
+                                                                              health_url='localhost:8080')))
 
 
 def test_write_bundle_only_when_the_bytes_change(tmp_path):
     path = tmp_path / 'out' / 'b.zip'
-    assert cd.write_bundle(str(path), b'one', check_mode=True) is True and not path.exists()
-    assert cd.write_bundle(str(path), b'one') is True and path.read_bytes() == b'one'
+    assert revision_bundle.write_bundle(str(path), b'one', check_mode=True) is True and not path.exists()
+    assert revision_bundle.write_bundle(str(path), b'one') is True and path.read_bytes() == b'one'
     inode = path.stat().st_ino
-    assert cd.write_bundle(str(path), b'one') is False and path.stat().st_ino == inode
-    assert cd.write_bundle(str(path), b'two', check_mode=True) is True and path.read_bytes() == b'one'
+    assert revision_bundle.write_bundle(str(path), b'one') is False and path.stat().st_ino == inode
+    assert revision_bundle.write_bundle(str(path), b'two', check_mode=True) is True and path.read_bytes() == b'one'
     assert oct(path.stat().st_mode & 0o777) == '0o644'
 
 
@@ -742,3 +801,45 @@ def test_module_argument_problems_fail_before_anything_is_built(tmp_path, deb, a
     full.update(args)
     result = run_module(tmp_path, full)
     assert result['failed'] is True and fragment in result['msg'], result['msg']
+
+
+def test_module_main_has_one_except_clause_for_goship_errors():
+    import ast
+    tree = ast.parse(Path(module.__file__).read_text())
+    main = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == 'main')
+    handlers = [node for node in ast.walk(main) if isinstance(node, ast.ExceptHandler)]
+    assert [ast.unparse(handler.type) for handler in handlers] == ['GoshipError']
+
+
+def test_module_client_failures_are_one_sentence_without_traceback(tmp_path, deb):
+    """A botocore error while creating the S3 client comes out through the wrapper, not as a traceback."""
+    args = dict(region='us-east-1', profile='ghost', state='present', bucket='b', key='app/1/b.zip',
+                bundle=go_options(deb))
+    result = run_module(tmp_path, args)
+    assert result['failed'] is True and 'exception' not in result
+    assert result['msg'].startswith('create the S3 client failed: profile ghost is not in ~/.aws/config')
+    assert result['error'] == {'type': 'ProfileNotFound'}
+    assert result['bundle']['sha256'] and result['validation']['ok']     # what was done before stays
+
+
+def test_module_bundle_path_that_is_a_directory(tmp_path, deb):
+    (tmp_path / 'out').mkdir()
+    result = run_module(tmp_path, dict(state='validated', bundle_path=str(tmp_path / 'out'), bundle=go_options(deb)))
+    assert result['failed'] is True and 'exception' not in result
+    assert result['msg'] == 'bundle_path %s is a directory; name the bundle file' % (tmp_path / 'out')
+
+
+def test_module_bundle_that_cannot_be_built_lists_the_problems(tmp_path, deb):
+    result = run_module(tmp_path, dict(state='validated', bundle=dict(
+        format='zip', appspec_content='version: 0.0\nos: linux\n', content=[dict(src=str(tmp_path / 'nope'))])))
+    assert result['failed'] is True
+    assert result['msg'].startswith('cannot build the bundle: bundle.content[0].src ')
+    assert result['problems'] and result['problems'][0].endswith('does not exist (on the host running the module)')
+
+
+def test_module_upload_to_a_missing_bucket_uses_the_s3_wording(tmp_path, lab_like):
+    args, _s3, _codedeploy = lab_like
+    result = run_module(tmp_path, dict(args, state='present', bucket='no-such-bucket-goship'))
+    assert result['failed'] is True and 'exception' not in result
+    assert 'bucket no-such-bucket-goship does not exist' in result['msg'], result['msg']
+    assert result['error']['code'] == 'NoSuchBucket' and 'artifact' not in result

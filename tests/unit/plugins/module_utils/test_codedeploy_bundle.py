@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: goship.deploy maintainers
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Tests for module_utils/codedeploy_bundle.py.
+"""Tests for module_utils/codedeploy_bundle.py, codedeploy_hooks.py and codedeploy_go_service.py.
 
 Bundles are extracted with the real ``unzip`` and ``tar`` commands; generated
 hook scripts are checked with ``sh -n`` and the ValidateService script is run
@@ -29,6 +29,8 @@ import pytest
 import yaml
 
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_bundle as cb
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_go_service as go_service
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_hooks as hooks
 from ansible_collections.goship.deploy.plugins.module_utils.appspec import validate
 from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import BundleError
 
@@ -385,8 +387,8 @@ HEALTH = 'http://127.0.0.1:8080/healthz'
 
 @pytest.mark.parametrize('fmt', cb.FORMATS)
 def test_go_service_bundle_deb(go_inputs, fmt):
-    built = cb.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt=fmt, mtime=MTIME,
-                                 migrations_dir=str(go_inputs['migrations']))
+    built = go_service.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt=fmt, mtime=MTIME,
+                                         migrations_dir=str(go_inputs['migrations']))
     assert built.entries == [
         'appspec.yml', 'migrations', 'migrations/0001_create.sql', 'migrations/0002_seed.sql', 'pkg',
         'pkg/hello-svc_1.214_amd64.deb', 'scripts', 'scripts/install.sh', 'scripts/migrate.sh',
@@ -405,14 +407,14 @@ def test_go_service_bundle_deb(go_inputs, fmt):
     assert result.ok, result.format()
     assert [w.path for w in built.warnings] == [w.path for w in result.warnings] == ['hooks.ApplicationStop']
     # Reproducible.
-    again = cb.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt=fmt, mtime=MTIME,
-                                 migrations_dir=str(go_inputs['migrations']))
+    again = go_service.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt=fmt, mtime=MTIME,
+                                         migrations_dir=str(go_inputs['migrations']))
     assert again.data == built.data and again.sha256 == built.sha256
 
 
 def test_go_service_bundle_binary(go_inputs, tmp_path):
-    built = cb.go_service_bundle('hello-svc', '1.214', go_inputs['binary'], HEALTH, fmt='zip', mtime=MTIME,
-                                 unit_file=str(go_inputs['unit']), binary_dir='/opt/bin')
+    built = go_service.go_service_bundle('hello-svc', '1.214', go_inputs['binary'], HEALTH, fmt='zip', mtime=MTIME,
+                                         unit_file=str(go_inputs['unit']), binary_dir='/opt/bin')
     spec = yaml.safe_load(built.appspec)
     assert spec['files'] == [{'source': 'bin/hello-svc', 'destination': '/opt/bin'},
                              {'source': 'systemd/hello-svc.service', 'destination': '/etc/systemd/system'}]
@@ -430,22 +432,22 @@ def test_go_service_bundle_bad_parameters(go_inputs, tmp_path):
     empty = tmp_path / 'empty'
     empty.mkdir()
     with pytest.raises(BundleError) as err:
-        cb.go_service_layout('hello svc', '1.0 beta', tmp_path / 'nope.deb', "http://x/'", status_url='ftp://x',
-                             version_key='a.b', migrations_dir=str(empty), migrations_table='Drop Table',
-                             pg_env_file='relative.env', binary_dir='bin', timeouts={'start': 0, 'bogus': 5},
-                             validate_timeout=3590)
+        go_service.go_service_layout('hello svc', '1.0 beta', tmp_path / 'nope.deb', "http://x/'", status_url='ftp://x',
+                                     version_key='a.b', migrations_dir=str(empty), migrations_table='Drop Table',
+                                     pg_env_file='relative.env', binary_dir='bin', timeouts={'start': 0, 'bogus': 5},
+                                     validate_timeout=3590)
     text = '\n'.join(err.value.problems)
     for needle in ("service 'hello svc'", "version '1.0 beta'", 'health_url', 'status_url', 'version_key',
                    'migrations_table', 'pg_env_file', 'binary_dir', 'timeouts.start', "unknown timeouts key 'bogus'",
                    'timeouts.validate', 'is not a file', 'has no *.sql files'):
         assert needle in text, needle
     with pytest.raises(BundleError, match='a .deb carries its own systemd unit'):
-        cb.go_service_layout('hello-svc', '1.0', go_inputs['deb'], HEALTH, unit_file=str(go_inputs['unit']))
+        go_service.go_service_layout('hello-svc', '1.0', go_inputs['deb'], HEALTH, unit_file=str(go_inputs['unit']))
 
 
 def _scripts(go_inputs, **options):
-    built = cb.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt='tgz', mtime=MTIME,
-                                 migrations_dir=str(go_inputs['migrations']), **options)
+    built = go_service.go_service_bundle('hello-svc', '1.214', go_inputs['deb'], HEALTH, fmt='tgz', mtime=MTIME,
+                                         migrations_dir=str(go_inputs['migrations']), **options)
     scripts = {}
     with tarfile.open(fileobj=io.BytesIO(built.data), mode='r:gz') as archive:
         for member in archive.getmembers():
@@ -476,9 +478,9 @@ def test_generated_scripts_are_posix_sh(go_inputs, tmp_path):
 def test_hook_values_are_shell_quoted(tmp_path):
     marker = tmp_path / 'pwned'
     evil = "x'; touch %s; echo '$(touch %s)`touch %s`" % (marker, marker, marker)
-    text = cb.render_hook_script('validate', service=evil, health_url='http://127.0.0.1:9/healthz',
-                                 status_url='http://127.0.0.1:9/status', version_key='version',
-                                 expected_version=evil, timeout=1, interval=1)
+    text = hooks.render_hook_script('validate', service=evil, health_url='http://127.0.0.1:9/healthz',
+                                    status_url='http://127.0.0.1:9/status', version_key='version',
+                                    expected_version=evil, timeout=1, interval=1)
     assert 'EXPECTED_VERSION=%s\n' % shlex.quote(evil) in text
     script = tmp_path / 'validate.sh'
     script.write_text(text)
@@ -489,9 +491,9 @@ def test_hook_values_are_shell_quoted(tmp_path):
 
 def test_render_hook_script_errors():
     with pytest.raises(BundleError, match="unknown hook script 'restart'"):
-        cb.render_hook_script('restart', service='x')
+        hooks.render_hook_script('restart', service='x')
     with pytest.raises(BundleError, match="needs the parameter stop_timeout"):
-        cb.render_hook_script('stop', service='x')
+        hooks.render_hook_script('stop', service='x')
 
 
 def test_stop_script_never_fails_without_systemd(go_inputs, tmp_path):
@@ -582,7 +584,7 @@ def service():
 
 
 def _validate_script(tmp_path, port, expected='1.214', version_key='version', timeout=3, interval=1):
-    text = cb.render_hook_script(
+    text = hooks.render_hook_script(
         'validate', service='hello-svc', health_url='http://127.0.0.1:%d/healthz' % port,
         status_url='http://127.0.0.1:%d/status' % port, version_key=version_key,
         expected_version=expected, timeout=timeout, interval=interval)

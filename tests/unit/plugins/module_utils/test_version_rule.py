@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_bundle as cb
+from ansible_collections.goship.deploy.plugins.module_utils import codedeploy_go_service as go_service
 from ansible_collections.goship.deploy.plugins.module_utils import debian_package as dp
 from ansible_collections.goship.deploy.plugins.module_utils.errors import GoshipError
 from ansible_collections.goship.deploy.plugins.module_utils.version import version_problems
@@ -69,7 +70,7 @@ def bundle_problems(version, tmp_path):
     deb = tmp_path / 'svc.deb'
     deb.write_bytes(b'!<arch>\n')
     try:
-        cb.go_service_layout('svc', version, str(deb), 'http://127.0.0.1:8080/healthz')
+        go_service.go_service_layout('svc', version, str(deb), 'http://127.0.0.1:8080/healthz')
     except cb.BundleError as exc:
         return exc.problems
     return []
