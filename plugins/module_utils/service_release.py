@@ -412,7 +412,8 @@ class Release:
                 dry_run: bool = False) -> Dict[str, Any]:
         """Apply the cached package's pending migrations (nothing is installed or restarted); with
         `dry_run`, list them in a read-only session instead."""
-        from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import BundleError, migrate_script
+        from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_bundle import BundleError
+        from ansible_collections.goship.deploy.plugins.module_utils.codedeploy_hooks import migrate_script
         req = self.req
         self._verify_package()
         work = tempfile.mkdtemp(prefix='migrate.', dir=req.cache_dir)
@@ -620,5 +621,9 @@ class Release:
             urllib.parse.quote('goship.deploy: releasing %s %s' % (req.name, req.version)))
         try:
             open_url(url, method='PUT', timeout=10, use_proxy=False).close()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404:
+                return   # the agent does not know the service (a first install): nothing in rotation
+            raise ReleaseError('Consul maintenance for %s at %s failed: %s' % (req.name, req.consul_url, exc))
         except (urllib.error.URLError, OSError) as exc:
             raise ReleaseError('Consul maintenance for %s at %s failed: %s' % (req.name, req.consul_url, exc))

@@ -333,7 +333,9 @@ phases:
   returned: unless state=absent
   type: dict
 unit_state:
-  description: On failure, the unit's active state, restart count, result, journal tail (C(journal), systemd's lines and the service's) and the service's own last lines (C(output), quoted in the message).
+  description:
+    - On failure, the unit's active state, restart count and result, its journal tail (C(journal), systemd's lines
+      and the service's) and the service's own last lines (C(output), quoted in the message).
   returned: on failure
   type: dict
 applied:

@@ -119,11 +119,11 @@ def record(case, expected, observed, load, bad, documented_loss=0):
     assert load["failed"] <= documented_loss, load
 
 
-def deploy_until(run, version, patterns, action, timeout=300):
+def deploy_until(run, version, patterns, action, timeout=300, extra=()):
     """Start deploy.yml; once lines of its output have matched each of `patterns` in turn, run
     action(proc) in a thread (the output keeps being read meanwhile); wait for the end.
     Returns (returncode, output)."""
-    proc = subprocess.Popen(["ansible-playbook", PLAYBOOK, "-e", f"version={version}"], cwd=run.repo,
+    proc = subprocess.Popen(["ansible-playbook", PLAYBOOK, "-e", f"version={version}", *extra], cwd=run.repo,
                             env=run.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
@@ -280,7 +280,10 @@ def test_a_second_deploy_is_refused_while_one_runs(run, lab, fleet, tmp_path, ca
         second["proc"] = deploy(run, CONCURRENT)
 
     with Load(lab, tmp_path, "second deploy", capsys, min_seconds=0) as load:
-        code, output = deploy_until(run, CONCURRENT, [RELEASE_TASK], start_second)
+        # A long stability window keeps the first rollout going (>= 8 s per host) while the
+        # second one checks the hosts and reaches the lock.
+        code, output = deploy_until(run, CONCURRENT, [RELEASE_TASK], start_second,
+                                    extra=["-e", "go_service_health_stable=8"])
         result = load.stop()
     assert code == 0, output[-3000:]
     refused = second["proc"]
