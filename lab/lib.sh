@@ -26,6 +26,7 @@ PG_PORT=5433
 CONSUL_HTTP_PORT=8500
 HAPROXY_PORT=18080
 HAPROXY_STATS_PORT=18081
+HAPROXY_NORETRY_PORT=18082   # the same servers, no retry or redispatch (bench/availability)
 
 AWS_REGION=us-east-1
 S3_ARTIFACT_BUCKET=goship-artifacts

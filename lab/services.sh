@@ -103,6 +103,11 @@ defaults
 frontend app
     bind 127.0.0.1:$HAPROXY_PORT
     default_backend $LAB_APP
+# The same servers without retries or redispatch, as many load balancers run: a request that
+# reaches a host while it restarts is lost, not hidden (bench/availability measures through it).
+frontend app_noretry
+    bind 127.0.0.1:$HAPROXY_NORETRY_PORT
+    default_backend ${LAB_APP}_noretry
 frontend stats
     bind 127.0.0.1:$HAPROXY_STATS_PORT
     stats enable
@@ -114,6 +119,12 @@ backend $LAB_APP
 EOF
     for i in $(seq 1 "$LAB_HOSTS"); do
       printf '    server app-%02d %s:%s check\n' "$i" "$(host_addr "$i")" "$LAB_APP_PORT"
+    done
+    # Each server tracks its twin above: drained (maintenance) and health follow it.
+    printf 'backend %s_noretry\n    balance roundrobin\n    retries 0\n    no option redispatch\n' "$LAB_APP"
+    printf '    default-server maxconn 64\n'
+    for i in $(seq 1 "$LAB_HOSTS"); do
+      printf '    server app-%02d %s:%s track %s/app-%02d\n' "$i" "$(host_addr "$i")" "$LAB_APP_PORT" "$LAB_APP" "$i"
     done
   } >"$cfg.new"
   haproxy -c -q -f "$cfg.new" || die "generated HAProxy config is invalid: $cfg.new"

@@ -47,6 +47,7 @@ state_set CONSUL_HTTP_ADDR "http://$LAB_GATEWAY:$CONSUL_HTTP_PORT"
 state_set CONSUL_DATACENTER lab
 state_set HAPROXY_URL "http://127.0.0.1:$HAPROXY_PORT"
 state_set HAPROXY_STATS_URL "http://127.0.0.1:$HAPROXY_STATS_PORT/stats"
+state_set HAPROXY_NORETRY_URL "http://127.0.0.1:$HAPROXY_NORETRY_PORT"
 state_set HAPROXY_SOCKET "$LAB_STATE/haproxy.sock"
 state_set HAPROXY_BACKEND "$LAB_APP"
 
