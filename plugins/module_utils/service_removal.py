@@ -39,56 +39,71 @@ def _unit_known(host: Host, unit: str) -> bool:
     return state.get('LoadState') not in ('not-found', None, '') or state.get('ActiveState') not in ('inactive', None, '')
 
 
-def planned(removal: Removal, host: Host) -> List[str]:
-    """What a removal would remove here, in the order it would (an empty list: nothing is left)."""
-    steps = ['stop %s' % unit for unit in removal.units if _unit_known(host, unit)]
-    if host.installed_version(removal.package_name) or _package_known(removal, host):
-        steps.append('purge package %s' % removal.package_name)
-    steps += [path for path in removal.files + removal.directories if os.path.lexists(path)]
-    if removal.user and host.run(['getent', 'passwd', removal.user])[0] == 0:
-        steps.append('user %s' % removal.user)
-    if removal.group and host.run(['getent', 'group', removal.group])[0] == 0:
-        steps.append('group %s' % removal.group)
-    return steps
-
-
 def _package_known(removal: Removal, host: Host) -> bool:
     """Installed, or removed with its conffiles left (dpkg status config-files)."""
     rc, out, _err = host.run(['dpkg-query', '--show', '--showformat', '${db:Status-Status}', removal.package_name])
     return rc == 0 and out.strip() not in ('', 'not-installed')
 
 
+@dataclass
+class _Left:
+    """What of the service is still on the host, looked up once."""
+
+    units: List[str]
+    package: bool
+    paths: List[str]
+    user: bool
+    group: bool
+
+    def steps(self, removal: Removal) -> List[str]:
+        """What a removal removes, in the order it does (empty: nothing is left)."""
+        return (['stop %s' % unit for unit in self.units]
+                + (['purge package %s' % removal.package_name] if self.package else [])
+                + self.paths
+                + (['user %s' % removal.user] if self.user else [])
+                + (['group %s' % removal.group] if self.group else []))
+
+
+def _left(removal: Removal, host: Host) -> _Left:
+    return _Left(units=[unit for unit in removal.units if _unit_known(host, unit)],
+                 package=_package_known(removal, host),
+                 paths=[path for path in removal.files + removal.directories if os.path.lexists(path)],
+                 user=bool(removal.user) and host.run(['getent', 'passwd', removal.user])[0] == 0,
+                 group=bool(removal.group) and host.run(['getent', 'group', removal.group])[0] == 0)
+
+
+def planned(removal: Removal, host: Host) -> List[str]:
+    """What a removal would remove here, in the order it would (an empty list: nothing is left)."""
+    return _left(removal, host).steps(removal)
+
+
 def remove(removal: Removal, host: Host, check_mode: bool = False) -> Dict[str, Any]:
     """Carry out the removal; returns changed and the list of what was removed."""
-    steps = planned(removal, host)
+    left = _left(removal, host)
+    steps = left.steps(removal)
     if check_mode or not steps:
         return {'changed': bool(steps), 'removed': steps}
-    known = [unit for unit in removal.units if _unit_known(host, unit)]
-    if known:
+    if left.units:
         # disable --now stops the socket first, so nothing starts the service again meanwhile.
-        host.run(['systemctl', 'disable', '--now'] + known)
-    if _package_known(removal, host):
+        host.run(['systemctl', 'disable', '--now'] + left.units)
+    if left.package:
         host.must(['env', 'DEBIAN_FRONTEND=noninteractive', 'dpkg', '--purge', removal.package_name],
                   'purging %s' % removal.package_name)
-    unit_files = False
-    for path in removal.files:
-        if os.path.lexists(path):
-            os.unlink(path)
-            unit_files = unit_files or path.startswith('/etc/systemd/')
-    for path in removal.directories:
+    for path in left.paths:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
-        elif os.path.lexists(path):
+        elif os.path.lexists(path):   # the purge may have removed it already
             os.unlink(path)
     host.systemctl('daemon-reload')
-    for unit in known:
+    for unit in left.units:
         host.run(['systemctl', 'reset-failed', unit])   # forget a failed state; fails when there is none
-    if removal.user and host.run(['getent', 'passwd', removal.user])[0] == 0:
+    if left.user:
         host.must(['userdel', removal.user], 'removing user %s' % removal.user)
-    if removal.group and host.run(['getent', 'group', removal.group])[0] == 0:
+    # Looked up again: userdel also removes a primary group named after the user (USERGROUPS_ENAB).
+    if left.group and host.run(['getent', 'group', removal.group])[0] == 0:
         host.must(['groupdel', removal.group], 'removing group %s' % removal.group)
-    left = [step for step in planned(removal, host) if not step.startswith('stop ')]
-    if left:
-        raise ReleaseError('%s was removed only in part; still here: %s' % (removal.name, ', '.join(left)),
+    still = [step for step in planned(removal, host) if not step.startswith('stop ')]
+    if still:
+        raise ReleaseError('%s was removed only in part; still here: %s' % (removal.name, ', '.join(still)),
                            {'changed': True, 'removed': steps})
     return {'changed': True, 'removed': steps}
